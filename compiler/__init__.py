@@ -1,0 +1,1 @@
+"""Anvil's compiler: ONNX -> graph IR -> loop IR -> native code."""
