@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from oracles.compare import compare
+
 XFAIL_FILE = Path(__file__).resolve().parent.parent / "tests" / "conformance" / "xfail.txt"
 
 
@@ -87,30 +89,6 @@ def _op_from_name(name: str) -> str:
     return parts[0]
 
 
-def compare(expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float) -> str | None:
-    """None when they match; else a one-line reason."""
-    expected = np.asarray(expected)
-    actual = np.asarray(actual)
-    if expected.dtype != actual.dtype:
-        return f"dtype {actual.dtype} != expected {expected.dtype}"
-    if expected.shape != actual.shape:
-        return f"shape {list(actual.shape)} != expected {list(expected.shape)}"
-    if expected.dtype == object:
-        return None if expected.tolist() == actual.tolist() else "values differ"
-    if expected.dtype.kind not in "fc" and expected.dtype.kind not in "biu":
-        expected = expected.astype(np.float64)
-        actual = actual.astype(np.float64)
-    if expected.dtype.kind in "biu":
-        bad = int(np.sum(expected != actual))
-        return None if bad == 0 else f"{bad} of {expected.size} elements differ"
-    try:
-        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
-    except AssertionError as e:
-        lines = [x.strip() for x in str(e).splitlines() if "Max" in x or "Mismatch" in x]
-        return "; ".join(lines) or "values differ"
-    return None
-
-
 @dataclass
 class Result:
     name: str
@@ -131,9 +109,9 @@ def run_case(case, target: str) -> tuple[str, str]:
             if len(got) < len(outputs):
                 return "fail", f"{len(got)} outputs, expected {len(outputs)}"
             for k, (e, a) in enumerate(zip(outputs, got, strict=False)):
-                why = compare(e, a, case.rtol, case.atol)
-                if why:
-                    return "fail", f"output {k}: {why}"
+                d = compare(e, a, case.rtol, case.atol)
+                if not d:
+                    return "fail", f"output {k}: {d.reason}"
     except AnvilError as e:
         return "error", f"{type(e).__name__}: {e}"
     except Exception as e:  # an internal error: a bug in Anvil, reported as such
