@@ -1,0 +1,674 @@
+"""Loop IR nodes: a TIR-like IR of loops over buffers.
+
+Every node is a frozen, slotted dataclass with structural equality. Expressions carry a
+`dtype` and a number of vector `lanes` (1 for scalars). For literals, variables, casts and
+calls the dtype is a field; for every other expression it is derived from the operands when
+the node is built, so it can never disagree with them (the verifier checks that the operands
+agree with each other).
+
+Semantics (the interpreter in `interp.py` is the executable definition):
+
+- Integer `add`, `sub`, `mul`, `neg`, `shl` wrap like two's complement at the dtype's width.
+- `div` is IEEE division and is float-only. Integers use `floordiv`/`floormod` (rounding
+  toward minus infinity; the remainder has the sign of the divisor) or `truncdiv`/`truncmod`
+  (C semantics: rounding toward zero; the remainder has the sign of the dividend). A zero
+  divisor, and `MIN // -1` for signed types, are undefined behaviour.
+- `shl`/`shr` with a shift amount outside `[0, bits)` are undefined; `shr` is arithmetic on
+  signed types and logical on unsigned ones.
+- Float `min`/`max` are IEEE 754-2019 minimum/maximum: NaN if either operand is NaN, and
+  -0.0 < +0.0.
+- `Select` evaluates both arms (undefined behaviour in either arm is undefined behaviour).
+- `Cast`: int->int wraps; int->float and float->float round to nearest even; float->int
+  truncates toward zero and is undefined for NaN, infinities and values outside the target
+  range; x->bool is `x != 0`; bool->x is 0 or 1.
+- Float immediates are stored as Python floats holding exactly a value of their dtype. NaN
+  immediates are canonical (positive quiet NaN); `-0.0` and `0.0` are different immediates.
+
+Traversal is written once: `map_children` rebuilds a node from its dataclass fields, and
+`children`, `walk`, `transform` and `rewrite` are built on top of it (see `traverse.py`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Union
+
+from compiler.dtypes import DType
+
+INT_DTYPES: tuple[DType, ...] = (
+    DType.int8, DType.int16, DType.int32, DType.int64,
+    DType.uint8, DType.uint16, DType.uint32, DType.uint64,
+)
+FLOAT_DTYPES: tuple[DType, ...] = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+SUPPORTED_DTYPES: tuple[DType, ...] = (DType.bool, *INT_DTYPES, *FLOAT_DTYPES)
+
+SCOPES = ("global", "shared", "local")
+THREAD_TAGS = tuple(f"{k}.{a}" for k in ("blockIdx", "threadIdx") for a in "xyz")
+
+_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000000))[0]
+
+
+def is_int(dtype: DType) -> bool:
+    return dtype in INT_DTYPES
+
+
+def is_float(dtype: DType) -> bool:
+    return dtype in FLOAT_DTYPES
+
+
+def int_range(dtype: DType) -> tuple[int, int]:
+    """Inclusive [lo, hi] of an integer (or bool) dtype."""
+    if dtype is DType.bool:
+        return 0, 1
+    bits = dtype.bits
+    if dtype.is_signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+class Node:
+    """Base of every loop-IR node."""
+
+    __slots__ = ()
+
+
+# ----------------------------------------------------------------------------- expressions
+
+
+class Expr(Node):
+    """Base of expressions. Operators build IR (except `==`, which is structural equality)."""
+
+    __slots__ = ()
+    dtype: DType
+
+    @property
+    def lanes(self) -> int:
+        return 1
+
+    def __add__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.add, self, as_expr(o, self))
+
+    def __radd__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.add, as_expr(o, self), self)
+
+    def __sub__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.sub, self, as_expr(o, self))
+
+    def __rsub__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.sub, as_expr(o, self), self)
+
+    def __mul__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.mul, self, as_expr(o, self))
+
+    def __rmul__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.mul, as_expr(o, self), self)
+
+    def __truediv__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.div, self, as_expr(o, self))
+
+    def __floordiv__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.floordiv, self, as_expr(o, self))
+
+    def __mod__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.floormod, self, as_expr(o, self))
+
+    def __and__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.bitand, self, as_expr(o, self))
+
+    def __or__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.bitor, self, as_expr(o, self))
+
+    def __xor__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.bitxor, self, as_expr(o, self))
+
+    def __lshift__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.shl, self, as_expr(o, self))
+
+    def __rshift__(self, o: ExprLike) -> Expr:
+        return BinOp(BinKind.shr, self, as_expr(o, self))
+
+    def __neg__(self) -> Expr:
+        return UnOp(UnKind.neg, self)
+
+    def __invert__(self) -> Expr:
+        return UnOp(UnKind.bitnot, self)
+
+    def __lt__(self, o: ExprLike) -> Expr:
+        return CmpOp(CmpKind.lt, self, as_expr(o, self))
+
+    def __le__(self, o: ExprLike) -> Expr:
+        return CmpOp(CmpKind.le, self, as_expr(o, self))
+
+    def __gt__(self, o: ExprLike) -> Expr:
+        return CmpOp(CmpKind.gt, self, as_expr(o, self))
+
+    def __ge__(self, o: ExprLike) -> Expr:
+        return CmpOp(CmpKind.ge, self, as_expr(o, self))
+
+
+ExprLike = Union[Expr, int, float, bool]
+
+
+def _set(node: Node, **values: object) -> None:
+    for name, value in values.items():
+        object.__setattr__(node, name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class IntImm(Expr):
+    """An integer or bool literal. The verifier checks that `value` fits `dtype`."""
+
+    value: int
+    dtype: DType = DType.int32
+
+    def __post_init__(self) -> None:
+        _set(self, value=int(self.value))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FloatImm(Expr):
+    """A float literal; equality is bitwise (so -0.0 != 0.0, and NaN == NaN)."""
+
+    value: float
+    dtype: DType = DType.float32
+
+    def __post_init__(self) -> None:
+        value = float(self.value)
+        _set(self, value=_NAN if math.isnan(value) else value)
+
+    def _key(self) -> tuple[bytes, DType]:
+        return struct.pack("<d", self.value), self.dtype
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is FloatImm and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True, slots=True)
+class Var(Expr):
+    """A named, immutable value: a scalar parameter, loop variable or let-bound name."""
+
+    name: str
+    dtype: DType = DType.int32
+    lanes: int = 1
+
+
+class BinKind(enum.Enum):
+    add = "+"
+    sub = "-"
+    mul = "*"
+    div = "/"
+    floordiv = "//"
+    floormod = "%"
+    truncdiv = "truncdiv"
+    truncmod = "truncmod"
+    min = "min"
+    max = "max"
+    and_ = "&&"
+    or_ = "||"
+    bitand = "&"
+    bitor = "|"
+    bitxor = "^"
+    shl = "<<"
+    shr = ">>"
+
+    @property
+    def label(self) -> str:
+        return self.name.rstrip("_")
+
+
+# Which operand dtypes each operator accepts: "num" = int or float.
+BIN_OPERANDS: dict[BinKind, str] = {
+    BinKind.add: "num", BinKind.sub: "num", BinKind.mul: "num", BinKind.div: "float",
+    BinKind.floordiv: "int", BinKind.floormod: "int", BinKind.truncdiv: "int",
+    BinKind.truncmod: "int", BinKind.min: "num", BinKind.max: "num",
+    BinKind.and_: "bool", BinKind.or_: "bool", BinKind.bitand: "int", BinKind.bitor: "int",
+    BinKind.bitxor: "int", BinKind.shl: "int", BinKind.shr: "int",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    op: BinKind
+    a: Expr
+    b: Expr
+    dtype: DType = field(init=False, repr=False, compare=False)
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.a.dtype, lanes=self.a.lanes)
+
+
+class CmpKind(enum.Enum):
+    eq = "=="
+    ne = "!="
+    lt = "<"
+    le = "<="
+    gt = ">"
+    ge = ">="
+
+
+@dataclass(frozen=True, slots=True)
+class CmpOp(Expr):
+    """A comparison; bool-typed. Float comparisons are IEEE (`ne` is true on NaN)."""
+
+    op: CmpKind
+    a: Expr
+    b: Expr
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    @property
+    def dtype(self) -> DType:
+        return DType.bool
+
+    def __post_init__(self) -> None:
+        _set(self, lanes=self.a.lanes)
+
+
+class UnKind(enum.Enum):
+    neg = "-"
+    not_ = "!"
+    bitnot = "~"
+
+    @property
+    def label(self) -> str:
+        return self.name.rstrip("_")
+
+
+UN_OPERANDS: dict[UnKind, str] = {UnKind.neg: "num", UnKind.not_: "bool", UnKind.bitnot: "int"}
+
+
+@dataclass(frozen=True, slots=True)
+class UnOp(Expr):
+    op: UnKind
+    a: Expr
+    dtype: DType = field(init=False, repr=False, compare=False)
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.a.dtype, lanes=self.a.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Expr):
+    """`cond ? t : f`, evaluating both arms. A scalar cond may select between vectors."""
+
+    cond: Expr
+    t: Expr
+    f: Expr
+    dtype: DType = field(init=False, repr=False, compare=False)
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.t.dtype, lanes=self.t.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Cast(Expr):
+    dtype: DType
+    value: Expr
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, lanes=self.value.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Intrinsic:
+    """One entry of the intrinsic table. operand: "float" | "int" | "num"; result: "same" |
+    "bool"."""
+
+    name: str
+    arity: int
+    operand: str = "float"
+    result: str = "same"
+    doc: str = ""
+
+
+_FLOAT_UNARY = (
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "sin", "cos", "tan",
+    "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf",
+    "floor", "ceil", "trunc",
+)
+INTRINSICS: dict[str, Intrinsic] = {
+    i.name: i
+    for i in (
+        *(Intrinsic(n, 1) for n in _FLOAT_UNARY),
+        Intrinsic("round", 1, doc="round half to even"),
+        Intrinsic("abs", 1, "num", doc="integer abs wraps: abs(MIN) == MIN"),
+        Intrinsic("isnan", 1, result="bool"),
+        Intrinsic("isinf", 1, result="bool"),
+        Intrinsic("isfinite", 1, result="bool"),
+        Intrinsic("pow", 2),
+        Intrinsic("atan2", 2),
+        Intrinsic("fmod", 2, doc="C fmod: exact, sign of the dividend"),
+        Intrinsic("copysign", 2),
+        Intrinsic("hypot", 2),
+        Intrinsic("popcount", 1, "int"),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    """A call of an intrinsic from `INTRINSICS`; all arguments share one dtype and lanes."""
+
+    op: str
+    args: tuple[Expr, ...]
+    dtype: DType
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, args=tuple(self.args), lanes=self.args[0].lanes if self.args else 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp(Expr):
+    """The integer vector `[base, base + stride, ..., base + (lanes - 1) * stride]`."""
+
+    base: Expr
+    stride: Expr
+    lanes: int
+    dtype: DType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.base.dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast(Expr):
+    value: Expr
+    lanes: int
+    dtype: DType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.value.dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Expr):
+    """`let var = value in body` as an expression."""
+
+    var: Var = field(metadata={"binder": True})
+    value: Expr
+    body: Expr
+    dtype: DType = field(init=False, repr=False, compare=False)
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, dtype=self.body.dtype, lanes=self.body.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer(Node):
+    """A multi-dimensional array. `shape` holds integer expressions (usually IntImm)."""
+
+    name: str
+    dtype: DType
+    shape: tuple[Expr, ...]
+    scope: str = "global"
+
+    def __post_init__(self) -> None:
+        _set(self, shape=tuple(as_expr(d) for d in self.shape))
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index: ExprLike | tuple[ExprLike, ...]) -> BufferLoad:
+        idx = index if isinstance(index, tuple) else (index,)
+        return BufferLoad(self, tuple(as_expr(i) for i in idx))
+
+
+@dataclass(frozen=True, slots=True)
+class BufferLoad(Expr):
+    """Load at a multi-dimensional index; vector indices (all of one lanes) make a vector
+    load, and scalar indices are broadcast against them."""
+
+    buffer: Buffer
+    indices: tuple[Expr, ...]
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        indices = tuple(self.indices)
+        _set(self, indices=indices, lanes=max((i.lanes for i in indices), default=1))
+
+    @property
+    def dtype(self) -> DType:
+        return self.buffer.dtype
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+class Stmt(Node):
+    __slots__ = ()
+
+
+class ForKind(enum.Enum):
+    serial = "serial"
+    parallel = "parallel"
+    vectorized = "vectorized"
+    unrolled = "unrolled"
+    thread_binding = "thread_binding"
+
+
+@dataclass(frozen=True, slots=True)
+class For(Stmt):
+    """`for var in [min, min + extent)`. Thread-bound loops name their tag in `thread`."""
+
+    var: Var = field(metadata={"binder": True})
+    min: Expr
+    extent: Expr
+    kind: ForKind
+    body: Stmt
+    thread: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Allocate(Stmt):
+    """Scratch memory for `body`; its contents start uninitialised."""
+
+    buffer: Buffer
+    body: Stmt
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStore(Stmt):
+    buffer: Buffer
+    value: Expr
+    indices: tuple[Expr, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, indices=tuple(self.indices))
+
+
+@dataclass(frozen=True, slots=True)
+class IfThenElse(Stmt):
+    cond: Expr
+    then: Stmt
+    else_: Stmt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LetStmt(Stmt):
+    var: Var = field(metadata={"binder": True})
+    value: Expr
+    body: Stmt
+
+
+@dataclass(frozen=True, slots=True)
+class SeqStmt(Stmt):
+    stmts: tuple[Stmt, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, stmts=tuple(self.stmts))
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluate(Stmt):
+    value: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Assert(Stmt):
+    """Stops execution (as undefined behaviour, in the interpreter) when `cond` is false."""
+
+    cond: Expr
+    message: str
+
+
+AttrValue = Union[str, int, float, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PrimFunc(Node):
+    """A kernel: buffer and scalar parameters, a body, and sorted (key, value) attributes."""
+
+    name: str
+    params: tuple[Buffer | Var, ...] = field(metadata={"binder": True})
+    body: Stmt
+    attrs: tuple[tuple[str, AttrValue], ...] = ()
+
+    def __post_init__(self) -> None:
+        _set(self, params=tuple(self.params), attrs=tuple(sorted(tuple(self.attrs))))
+
+    def attr(self, key: str, default: AttrValue | None = None) -> AttrValue | None:
+        return dict(self.attrs).get(key, default)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def as_expr(x: ExprLike, like: Expr | None = None) -> Expr:
+    """Python scalars become immediates of `like`'s dtype and lanes (int32/float32 alone)."""
+    if isinstance(x, Expr):
+        return x
+    dtype = like.dtype if like is not None else None
+    if isinstance(x, (bool, int)) and dtype is not None and is_float(dtype):
+        x = float(x)
+    if isinstance(x, float) and dtype is not None and not is_float(dtype):
+        dtype = None
+    return const(x, dtype, like.lanes if like is not None else 1)
+
+
+def const(value: int | float | bool, dtype: DType | None = None, lanes: int = 1) -> Expr:
+    """An immediate, broadcast when lanes > 1. Floats are rounded to `dtype`; ints must fit."""
+    import numpy as np
+
+    if dtype is None:
+        dtype = DType.bool if isinstance(value, bool) else (
+            DType.int32 if isinstance(value, int) else DType.float32)
+    if is_float(dtype):
+        with np.errstate(all="ignore"):
+            imm: Expr = FloatImm(float(np.asarray(float(value), np.float64).astype(dtype.np)),
+                                 dtype)
+    else:
+        lo, hi = int_range(dtype)
+        if not lo <= int(value) <= hi or float(value) != int(value):
+            raise ValueError(f"{value!r} is not a value of {dtype}")
+        imm = IntImm(int(value), dtype)
+    return imm if lanes == 1 else Broadcast(imm, lanes)
+
+
+def cast(dtype: DType, value: ExprLike) -> Expr:
+    return Cast(dtype, as_expr(value))
+
+
+def select(cond: Expr, t: ExprLike, f: ExprLike) -> Expr:
+    t = as_expr(t, f if isinstance(f, Expr) else None)
+    return Select(cond, t, as_expr(f, t))
+
+
+def call(op: str, *args: ExprLike) -> Call:
+    """An intrinsic call, with its result dtype taken from the intrinsic table."""
+    first = next((a for a in args if isinstance(a, Expr)), None)
+    exprs = tuple(as_expr(a, first) for a in args)
+    intr = INTRINSICS.get(op)
+    dtype = DType.bool if intr is not None and intr.result == "bool" else exprs[0].dtype
+    return Call(op, exprs, dtype)
+
+
+def _bin(kind: BinKind, a: ExprLike, b: ExprLike) -> Expr:
+    a = as_expr(a, b if isinstance(b, Expr) else None)
+    return BinOp(kind, a, as_expr(b, a))
+
+
+def _cmp(kind: CmpKind, a: ExprLike, b: ExprLike) -> Expr:
+    a = as_expr(a, b if isinstance(b, Expr) else None)
+    return CmpOp(kind, a, as_expr(b, a))
+
+
+def floordiv(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.floordiv, a, b)
+
+
+def floormod(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.floormod, a, b)
+
+
+def truncdiv(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.truncdiv, a, b)
+
+
+def truncmod(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.truncmod, a, b)
+
+
+def min_(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.min, a, b)
+
+
+def max_(a: ExprLike, b: ExprLike) -> Expr:
+    return _bin(BinKind.max, a, b)
+
+
+def and_(a: Expr, b: Expr) -> Expr:
+    return BinOp(BinKind.and_, a, b)
+
+
+def or_(a: Expr, b: Expr) -> Expr:
+    return BinOp(BinKind.or_, a, b)
+
+
+def not_(a: Expr) -> Expr:
+    return UnOp(UnKind.not_, a)
+
+
+def eq(a: ExprLike, b: ExprLike) -> Expr:
+    return _cmp(CmpKind.eq, a, b)
+
+
+def ne(a: ExprLike, b: ExprLike) -> Expr:
+    return _cmp(CmpKind.ne, a, b)
+
+
+def buffer(name: str, dtype: DType, shape: tuple[ExprLike, ...] | list[ExprLike],
+           scope: str = "global") -> Buffer:
+    return Buffer(name, dtype, tuple(as_expr(d) for d in shape), scope)
+
+
+def store(buf: Buffer, value: ExprLike, *indices: ExprLike) -> BufferStore:
+    idx = tuple(as_expr(i) for i in indices)
+    return BufferStore(buf, as_expr(value, _like(buf, idx)), idx)
+
+
+def _like(buf: Buffer, idx: tuple[Expr, ...]) -> Expr:
+    return Var("_", buf.dtype, max((i.lanes for i in idx), default=1))
+
+
+def for_(var: Var | str, extent: ExprLike, body: Stmt, kind: ForKind = ForKind.serial,
+         min: ExprLike = 0, thread: str | None = None) -> For:
+    v = Var(var) if isinstance(var, str) else var
+    lo = as_expr(min, v)
+    return For(v, lo, as_expr(extent, v), kind, body, thread)
+
+
+def seq(*stmts: Stmt) -> Stmt:
+    """A SeqStmt, or the single statement itself."""
+    return stmts[0] if len(stmts) == 1 else SeqStmt(stmts)

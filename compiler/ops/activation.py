@@ -1,0 +1,202 @@
+"""Activation functions. All elementwise; built with the factories of elementwise.py.
+
+Attribute constants (alpha, beta, ...) are float32 values, as ONNX stores them, and the math
+runs in float32 for float16/bfloat16/float32 inputs and in float64 for float64 inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.dtypes import DType
+from compiler.graph.ir import TensorType
+from compiler.ops.base import (
+    Attr,
+    EvalCtx,
+    InferCtx,
+    Kind,
+    OpDef,
+    broadcast_shapes,
+    check_dtype,
+    dim_eq,
+    register,
+)
+from compiler.ops.elementwise import FLOATS, INTS, SIGNED, binary, erf, unary, work
+
+D = DType
+Attrs = dict[str, Any]
+
+
+def _c(x: np.ndarray, v: float) -> np.ndarray:
+    """Attribute value v as a scalar of x's (work) dtype."""
+    return np.asarray(v, dtype=x.dtype)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(np.zeros_like(x), x)
+
+
+def _fl(f: Any) -> Any:
+    """Body over the float work copy of x: f(x, attrs)."""
+    return lambda x, a: f(work(x), a)
+
+
+def _relu(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return np.maximum(x, np.zeros_like(x))
+
+
+def _leaky(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return np.where(x >= 0, x, x * _c(x, a["alpha"]))
+
+
+def _elu(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return np.where(x > 0, x, _c(x, a["alpha"]) * np.expm1(x))
+
+
+def _selu(x: np.ndarray, a: Attrs) -> np.ndarray:
+    alpha, gamma = _c(x, a["alpha"]), _c(x, a["gamma"])
+    return gamma * np.where(x > 0, x, alpha * np.exp(x) - alpha)
+
+
+def _celu(x: np.ndarray, a: Attrs) -> np.ndarray:
+    alpha = _c(x, a["alpha"])
+    zero = np.zeros_like(x)
+    return np.maximum(zero, x) + np.minimum(zero, alpha * np.expm1(x / alpha))
+
+
+def _hard_sigmoid(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return np.clip(_c(x, a["alpha"]) * x + _c(x, a["beta"]), 0, 1)
+
+
+def _hard_swish(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return x * np.clip(x / _c(x, 6.0) + _c(x, 0.5), 0, 1)
+
+
+def _gelu(x: np.ndarray, a: Attrs) -> np.ndarray:
+    half = _c(x, 0.5)
+    if a["approximate"] == "tanh":
+        k = _c(x, np.sqrt(2 / np.pi))
+        return half * x * (1 + np.tanh(k * (x + _c(x, 0.044715) * x * x * x)))
+    return half * x * (1 + erf(x / _c(x, np.sqrt(2))))
+
+
+def _check_gelu(ctx: InferCtx) -> None:
+    if ctx.attrs["approximate"] not in ("none", "tanh"):
+        raise ctx.fail(f"approximate must be 'none' or 'tanh', got {ctx.attrs['approximate']!r}")
+
+
+def _check_celu(ctx: InferCtx) -> None:
+    if ctx.attrs["alpha"] == 0:
+        raise ctx.fail("alpha must be nonzero")
+
+
+def _shrink(x: np.ndarray, a: Attrs) -> np.ndarray:
+    xf = x.astype(np.float64) if x.dtype.kind in "iu" else work(x)
+    lambd, bias = _c(xf, a["lambd"]), _c(xf, a["bias"])
+    y = np.where(xf < -lambd, xf + bias, np.where(xf > lambd, xf - bias, 0))
+    return np.trunc(y) if x.dtype.kind in "iu" else y
+
+
+def _swish(x: np.ndarray, a: Attrs) -> np.ndarray:
+    return x * _sigmoid(_c(x, a["alpha"]) * x)
+
+
+def _f32(v: float) -> float:
+    """A default as ONNX stores it: a float32 value."""
+    return float(np.float32(v))
+
+
+ALPHA1 = {"alpha": Attr("float", 1.0)}
+
+unary("Relu", lambda x, a: _relu(x, a), FLOATS + SIGNED)
+unary("LeakyRelu", _fl(_leaky), FLOATS, attrs={"alpha": Attr("float", _f32(0.01))})
+unary("Elu", _fl(_elu), FLOATS, attrs=ALPHA1)
+unary("Selu", _fl(_selu), FLOATS, attrs={"alpha": Attr("float", 1.67326319217681884765625),
+                                         "gamma": Attr("float", 1.05070102214813232421875)})
+unary("Celu", _fl(_celu), FLOATS, attrs=ALPHA1, check=_check_celu)
+unary("Sigmoid", _fl(lambda x, a: _sigmoid(x)), FLOATS)
+unary("HardSigmoid", _fl(_hard_sigmoid), FLOATS,
+      attrs={"alpha": Attr("float", _f32(0.2)), "beta": Attr("float", 0.5)})
+unary("HardSwish", _fl(_hard_swish), FLOATS)
+unary("Softplus", _fl(lambda x, a: _softplus(x)), FLOATS)
+unary("Softsign", _fl(lambda x, a: x / (1 + np.abs(x))), FLOATS)
+unary("Mish", _fl(lambda x, a: x * np.tanh(_softplus(x))), FLOATS)
+unary("Gelu", _fl(_gelu), FLOATS, attrs={"approximate": Attr("string", "none")},
+      check=_check_gelu)
+unary("ThresholdedRelu", _fl(lambda x, a: np.where(x > _c(x, a["alpha"]), x, 0)), FLOATS,
+      attrs=ALPHA1)
+unary("Shrink", _shrink, (D.float16, D.float32, D.float64) + INTS,
+      attrs={"bias": Attr("float", 0.0), "lambd": Attr("float", 0.5)})
+unary("Swish", _fl(_swish), FLOATS, attrs=ALPHA1)
+
+
+# PRelu: slope broadcasts to X (unidirectionally); the output has X's shape.
+def _prelu_check(ctx: InferCtx) -> None:
+    x, s = ctx.inputs[0], ctx.inputs[1]
+    if x.shape is None or s.shape is None:
+        return
+    out = broadcast_shapes(ctx, x.shape, s.shape)
+    if len(out) != len(x.shape) or any(dim_eq(o, d) is False for o, d in zip(out, x.shape,
+                                                                             strict=True)):
+        raise ctx.fail(f"slope shape {list(s.shape)} does not broadcast to X shape "
+                       f"{list(x.shape)}")
+
+
+def _prelu_body(x: np.ndarray, s: np.ndarray, a: Attrs) -> np.ndarray:
+    xw, sw = work(x), work(s)
+    return np.broadcast_to(np.where(xw < 0, xw * sw, xw), x.shape)
+
+
+def _prelu_infer_shape(op: OpDef) -> OpDef:
+    """Binary's relation broadcasts; PRelu's output is X's shape (equal after the check)."""
+    base = op.infer
+
+    def infer(ctx: InferCtx) -> list[TensorType]:
+        (t,) = base(ctx)
+        return [TensorType(ctx.inputs[0].shape, t.dtype)]
+
+    op.infer = infer
+    return op
+
+
+_prelu_infer_shape(binary("PRelu", _prelu_body,
+                          FLOATS + (D.int32, D.int64, D.uint32, D.uint64), check=_prelu_check))
+
+
+# SwiGLU: Swish(A) * B, A and B of one shape (no broadcasting).
+def _swiglu_infer(ctx: InferCtx) -> list[TensorType]:
+    a, b = ctx.input(0), ctx.input(1)
+    if a is None or b is None:
+        raise ctx.fail("inputs A and B are required")
+    check_dtype(ctx, a, FLOATS, "input A")
+    if a.dtype != b.dtype:
+        raise ctx.fail(f"input dtypes differ: {a.dtype} and {b.dtype}")
+    if a.shape is not None and b.shape is not None:
+        if len(a.shape) != len(b.shape) or any(
+            dim_eq(p, q) is False for p, q in zip(a.shape, b.shape, strict=True)
+        ):
+            raise ctx.fail(f"A and B must have one shape, got {list(a.shape)} and "
+                           f"{list(b.shape)}")
+        shape = tuple(p if isinstance(p, int) or not isinstance(q, int) else q
+                      for p, q in zip(a.shape, b.shape, strict=True))
+    else:
+        shape = a.shape if a.shape is not None else b.shape
+    return [TensorType(shape, a.dtype)]
+
+
+def _swiglu_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    a, b = ins[0], ins[1]
+    y = _swish(work(a), ctx.attrs) * work(b)
+    return [np.asarray(y).astype(a.dtype)]
+
+
+register(OpDef("SwiGLU", _swiglu_infer, _swiglu_ref, attrs=dict(ALPHA1), kind=Kind.ELEMWISE,
+               inputs=(2, 2)))

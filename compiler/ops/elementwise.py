@@ -1,0 +1,425 @@
+"""Elementwise ops: unary math, binary arithmetic, comparisons, logic and bitwise ops, the
+variadic Max/Min/Sum/Mean, Where, Clip, Identity and Dropout.
+
+The factories `unary`, `binary` and `variadic` build most of them (activation.py reuses
+them). Float16, bfloat16 and float8 math is done in float32 and rounded once to the input
+type; float32 math stays in float32. Integer arithmetic wraps (two's complement); integer
+Div truncates toward zero and integer Mod (fmod=0) takes the sign of the divisor. Integer
+division by zero is undefined in ONNX; the reference returns 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from compiler.dtypes import DType
+from compiler.graph.ir import TensorType
+from compiler.ops.base import (
+    Attr,
+    EvalCtx,
+    InferCtx,
+    Kind,
+    OpDef,
+    broadcast_shapes,
+    check_dtype,
+    numel,
+    register,
+)
+
+D = DType
+FLOATS = (D.float16, D.bfloat16, D.float32, D.float64)
+FLOAT8 = (D.float8e4m3fn, D.float8e4m3fnuz, D.float8e5m2, D.float8e5m2fnuz)
+SIGNED = (D.int8, D.int16, D.int32, D.int64)
+UNSIGNED = (D.uint8, D.uint16, D.uint32, D.uint64)
+INTS = SIGNED + UNSIGNED
+NUMERIC = FLOATS + INTS
+ANY = tuple(d for d in DType)
+
+Fn = Callable[..., Any]  # (array..., attrs) -> array
+
+
+def work(x: np.ndarray) -> np.ndarray:
+    """x in the dtype its float math runs in: float32 for every float narrower than 32 bits."""
+    if x.dtype.kind == "f" and x.dtype.itemsize >= 4:
+        return x
+    dt = DType.from_np(x.dtype) if x.dtype != object else DType.string
+    return x.astype(np.float32) if dt.is_float else x
+
+
+def floatfn(f: Callable[..., np.ndarray]) -> Fn:
+    """Lift numpy math over float arrays to an op body: compute in `work` precision."""
+
+    def body(*args: Any) -> np.ndarray:
+        *xs, _attrs = args
+        return f(*(work(x) for x in xs))
+
+    return body
+
+
+def _out(y: Any, dtype: np.dtype) -> np.ndarray:
+    return np.asarray(y).astype(dtype, copy=False)
+
+
+def _need(ctx: InferCtx, i: int) -> TensorType:
+    t = ctx.input(i)
+    if t is None:
+        raise ctx.fail(f"input {i} is required")
+    return t
+
+
+def unary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = None,
+          attrs: dict[str, Attr] | None = None, check: Callable[[InferCtx], None] | None = None,
+          kind: Kind = Kind.ELEMWISE, doc: str = "") -> OpDef:
+    """y = fn(x, attrs), same shape; dtype `out` or the input's."""
+
+    def infer(ctx: InferCtx) -> list[TensorType]:
+        t = _need(ctx, 0)
+        check_dtype(ctx, t, dtypes)
+        if check is not None:
+            check(ctx)
+        return [TensorType(t.shape, out or t.dtype)]
+
+    def ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+        x = ins[0]
+        return [_out(fn(x, ctx.attrs), out.np if out else x.dtype)]
+
+    return register(OpDef(name, infer, ref, attrs=dict(attrs or {}), kind=kind, doc=doc))
+
+
+def binary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = None,
+           rhs: Sequence[DType] | None = None, attrs: dict[str, Attr] | None = None,
+           check: Callable[[InferCtx], None] | None = None, kind: Kind = Kind.BROADCAST,
+           doc: str = "") -> OpDef:
+    """c = fn(a, b, attrs) with numpy broadcasting. Both inputs share one dtype unless `rhs`
+    gives b its own allowed set. The result has dtype `out` or a's."""
+
+    def infer(ctx: InferCtx) -> list[TensorType]:
+        a, b = _need(ctx, 0), _need(ctx, 1)
+        check_dtype(ctx, a, dtypes, "input A")
+        if rhs is not None:
+            check_dtype(ctx, b, rhs, "input B")
+        elif a.dtype != b.dtype:
+            raise ctx.fail(f"input dtypes differ: {a.dtype} and {b.dtype}")
+        if check is not None:
+            check(ctx)
+        return [TensorType(broadcast_shapes(ctx, a.shape, b.shape), out or a.dtype)]
+
+    def ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+        a, b = ins[0], ins[1]
+        y = fn(a, b, ctx.attrs)
+        return [_out(np.broadcast_to(y, np.broadcast_shapes(a.shape, b.shape)),
+                     out.np if out else a.dtype)]
+
+    return register(OpDef(name, infer, ref, attrs=dict(attrs or {}), kind=kind, inputs=(2, 2),
+                          doc=doc))
+
+
+def variadic(name: str, fold: Callable[[np.ndarray, np.ndarray], np.ndarray],
+             dtypes: Sequence[DType], *, mean: bool = False, doc: str = "") -> OpDef:
+    """Fold N >= 1 inputs of one dtype, broadcasting all of them together."""
+
+    def infer(ctx: InferCtx) -> list[TensorType]:
+        ts = [ctx.inputs[i] for i in range(len(ctx.inputs))]
+        if not ts or any(t is None for t in ts):
+            raise ctx.fail("every input is required")
+        check_dtype(ctx, ts[0], dtypes)
+        for t in ts[1:]:
+            if t.dtype != ts[0].dtype:
+                raise ctx.fail(f"input dtypes differ: {ts[0].dtype} and {t.dtype}")
+        return [TensorType(broadcast_shapes(ctx, *(t.shape for t in ts)), ts[0].dtype)]
+
+    def ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+        xs = [work(x) for x in ins]
+        acc = np.broadcast_to(xs[0], np.broadcast_shapes(*(x.shape for x in xs)))
+        for x in xs[1:]:
+            acc = fold(acc, x)
+        if mean:
+            acc = acc / np.asarray(len(xs), dtype=acc.dtype)
+        return [_out(acc, ins[0].dtype)]
+
+    return register(OpDef(name, infer, ref, kind=Kind.BROADCAST, inputs=(1, None), doc=doc))
+
+
+# ---------------------------------------------------------------------------------------
+# Unary math
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64 via math.erf (numpy has none), rounded to x's dtype."""
+    y = np.frompyfunc(math.erf, 1, 1)(x.astype(np.float64)) if x.size else x
+    return np.asarray(y, dtype=np.float64).astype(x.dtype)
+
+for _name, _f in (
+    ("Acos", np.arccos), ("Acosh", np.arccosh), ("Asin", np.arcsin), ("Asinh", np.arcsinh),
+    ("Atan", np.arctan), ("Atanh", np.arctanh), ("Cos", np.cos), ("Cosh", np.cosh),
+    ("Sin", np.sin), ("Sinh", np.sinh), ("Tan", np.tan), ("Tanh", np.tanh), ("Exp", np.exp),
+    ("Log", np.log), ("Sqrt", np.sqrt), ("Reciprocal", np.reciprocal), ("Floor", np.floor),
+    ("Ceil", np.ceil), ("Round", np.round), ("Erf", erf),
+):
+    unary(_name, floatfn(_f), FLOATS)
+
+unary("Abs", lambda x, a: np.abs(x), NUMERIC)
+unary("Neg", lambda x, a: np.negative(x), FLOATS + SIGNED)
+unary("Sign", lambda x, a: np.sign(x), NUMERIC)
+unary("Not", lambda x, a: np.logical_not(x), (D.bool,))
+unary("BitwiseNot", lambda x, a: np.invert(x), INTS)
+unary("IsNaN", lambda x, a: np.isnan(work(x)), FLOATS + FLOAT8, out=D.bool)
+
+
+def _isinf(x: np.ndarray, a: dict[str, Any]) -> np.ndarray:
+    x = work(x)
+    return np.isinf(x) & (((x > 0) & bool(a["detect_positive"]))
+                          | ((x < 0) & bool(a["detect_negative"])))
+
+
+unary("IsInf", _isinf, FLOATS + FLOAT8, out=D.bool,
+      attrs={"detect_negative": Attr("int", 1), "detect_positive": Attr("int", 1)})
+
+
+# ---------------------------------------------------------------------------------------
+# Binary arithmetic
+
+
+def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C-style division: truncate toward zero; x / 0 gives 0 (undefined in ONNX)."""
+    zero = b == 0
+    bs = np.where(zero, np.ones_like(b), b)
+    q = np.floor_divide(a, bs)
+    r = a - q * bs
+    fix = (r != 0) & ((a < 0) != (bs < 0))
+    q = q + fix.astype(q.dtype)
+    return np.where(zero, np.zeros_like(q), q)
+
+
+def _div(a: np.ndarray, b: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    if a.dtype.kind in "iu":
+        return _int_div(a, b)
+    return work(a) / work(b)
+
+
+def _mod(a: np.ndarray, b: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    a, b = work(a), work(b)
+    if a.dtype.kind in "iu":
+        a, b = np.broadcast_arrays(a, b)
+        bs = np.where(b == 0, np.ones_like(b), b)
+        r = np.fmod(a, bs) if attrs["fmod"] else np.mod(a, bs)
+        return np.where(b == 0, np.zeros_like(r), r)
+    return np.fmod(a, b) if attrs["fmod"] else np.mod(a, b)
+
+
+def _check_fmod(ctx: InferCtx) -> None:
+    if ctx.attrs["fmod"] not in (0, 1):
+        raise ctx.fail(f"fmod must be 0 or 1, got {ctx.attrs['fmod']}")
+
+
+def _pow(x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """x ** y in x's dtype. Float math runs in float64 and rounds once; an integer base
+    with an integer exponent wraps like repeated multiplication."""
+    if x.dtype.kind not in "iu" or y.dtype.kind not in "iu":
+        r = np.power(x.astype(np.float64), y.astype(np.float64))
+        if x.dtype.kind in "iu":
+            r = np.trunc(np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0))
+            return r.astype(np.int64)
+        return r
+    xi, e = np.broadcast_arrays(x.astype(np.int64), y.astype(np.int64))
+    neg = e < 0
+    r = np.power(xi, np.where(neg, 0, e))
+    # x ** -n truncates to 0 except for x = 1 and x = -1 (x = 0 is undefined: 0 here).
+    inv = np.where(xi == 1, 1, np.where(xi == -1, np.where(e % 2 == 0, 1, -1), 0))
+    return np.where(neg, inv, r)
+
+
+def _arith(op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Fn:
+    return lambda a, b, attrs: op(work(a), work(b))
+
+
+binary("Add", _arith(np.add), NUMERIC)
+binary("Sub", _arith(np.subtract), NUMERIC)
+binary("Mul", _arith(np.multiply), NUMERIC)
+binary("Div", _div, NUMERIC)
+binary("Pow", _pow, FLOATS + (D.int32, D.int64), rhs=NUMERIC)
+binary("Mod", _mod, NUMERIC, attrs={"fmod": Attr("int", 0)}, check=_check_fmod)
+
+# ---------------------------------------------------------------------------------------
+# Comparisons, logic, bitwise
+
+
+def _cmp(op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Fn:
+    return lambda a, b, attrs: np.asarray(op(work(a), work(b)), dtype=bool)
+
+
+binary("Equal", _cmp(np.equal), NUMERIC + (D.bool, D.string), out=D.bool)
+binary("Greater", _cmp(np.greater), NUMERIC, out=D.bool)
+binary("GreaterOrEqual", _cmp(np.greater_equal), NUMERIC, out=D.bool)
+binary("Less", _cmp(np.less), NUMERIC, out=D.bool)
+binary("LessOrEqual", _cmp(np.less_equal), NUMERIC, out=D.bool)
+binary("And", lambda a, b, attrs: np.logical_and(a, b), (D.bool,))
+binary("Or", lambda a, b, attrs: np.logical_or(a, b), (D.bool,))
+binary("Xor", lambda a, b, attrs: np.logical_xor(a, b), (D.bool,))
+binary("BitwiseAnd", lambda a, b, attrs: np.bitwise_and(a, b), INTS)
+binary("BitwiseOr", lambda a, b, attrs: np.bitwise_or(a, b), INTS)
+binary("BitwiseXor", lambda a, b, attrs: np.bitwise_xor(a, b), INTS)
+
+
+def _bitshift(x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """Shift amounts outside [0, bits) give what sign extension alone gives: -1 for a right
+    shift of a negative x, else 0. Right shifts of signed x are arithmetic."""
+    x, y = np.broadcast_arrays(x, y)
+    bits = x.dtype.itemsize * 8
+    ok = (y >= 0) & (y < bits)
+    s = np.where(ok, y, 0).astype(x.dtype)
+    if attrs["direction"] == "LEFT":
+        return np.where(ok, np.left_shift(x, s), np.zeros_like(x))
+    fill = np.where(x < 0, -1, 0).astype(x.dtype)
+    return np.where(ok, np.right_shift(x, s), fill)
+
+
+def _check_direction(ctx: InferCtx) -> None:
+    if ctx.attrs["direction"] not in ("LEFT", "RIGHT"):
+        raise ctx.fail(f"direction must be LEFT or RIGHT, got {ctx.attrs['direction']!r}")
+
+
+binary("BitShift", _bitshift, INTS, attrs={"direction": Attr("string")},
+       check=_check_direction)
+
+# ---------------------------------------------------------------------------------------
+# Variadic
+
+variadic("Max", np.maximum, NUMERIC)
+variadic("Min", np.minimum, NUMERIC)
+variadic("Sum", np.add, FLOATS)
+variadic("Mean", np.add, FLOATS, mean=True)
+
+# ---------------------------------------------------------------------------------------
+# Where, Clip, Identity
+
+
+def _where_infer(ctx: InferCtx) -> list[TensorType]:
+    c, x, y = _need(ctx, 0), _need(ctx, 1), _need(ctx, 2)
+    check_dtype(ctx, c, (D.bool,), "condition")
+    if x.dtype != y.dtype:
+        raise ctx.fail(f"X and Y dtypes differ: {x.dtype} and {y.dtype}")
+    return [TensorType(broadcast_shapes(ctx, c.shape, x.shape, y.shape), x.dtype)]
+
+
+def _where_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    c, x, y = ins
+    return [np.asarray(np.where(c, x, y), dtype=x.dtype)]
+
+
+register(OpDef("Where", _where_infer, _where_ref, kind=Kind.BROADCAST, inputs=(3, 3)))
+
+
+def _clip_infer(ctx: InferCtx) -> list[TensorType]:
+    x = _need(ctx, 0)
+    check_dtype(ctx, x, NUMERIC)
+    for i, what in ((1, "min"), (2, "max")):
+        t = ctx.input(i)
+        if t is None:
+            continue
+        if t.dtype != x.dtype:
+            raise ctx.fail(f"{what} has dtype {t.dtype}, input has {x.dtype}")
+        n = numel(t.shape)
+        if (t.shape is not None and len(t.shape) > 1) or (n is not None and n != 1):
+            raise ctx.fail(f"{what} must be a scalar, got shape {list(t.shape or [])}")
+    return [TensorType(x.shape, x.dtype)]
+
+
+def _clip_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = ins[0]
+    lo = ins[1] if len(ins) > 1 else None
+    hi = ins[2] if len(ins) > 2 else None
+    y = work(x)
+    # max(min, x) then min(max, x): with min > max every element becomes max.
+    if lo is not None:
+        y = np.maximum(y, work(lo).reshape(()))
+    if hi is not None:
+        y = np.minimum(y, work(hi).reshape(()))
+    return [_out(y, x.dtype)]
+
+
+def _input_dtype(ictx: Any, i: int) -> DType:
+    """Dtype of input i of the node being imported."""
+    getter = getattr(ictx, "input_type", None)
+    if getter is not None:
+        return getter(i).dtype
+    return ictx._scope.lookup(ictx.inputs[i], ictx.where).type.dtype
+
+
+def _clip_upgrade(ictx: Any) -> None:
+    """Clip before opset 11 took min/max as float attributes."""
+    if ictx.opset >= 11:
+        return
+    lo, hi = ictx.attrs.pop("min", None), ictx.attrs.pop("max", None)
+    dt = _input_dtype(ictx, 0).np
+    ictx.inputs[1:] = [
+        "" if lo is None else ictx.add_const(np.asarray(lo).astype(dt), dt),
+        "" if hi is None else ictx.add_const(np.asarray(hi).astype(dt), dt),
+    ]
+
+
+register(OpDef("Clip", _clip_infer, _clip_ref, kind=Kind.BROADCAST, inputs=(1, 3),
+               upgrade=_clip_upgrade))
+
+
+unary("Identity", lambda x, a: x.copy(), ANY)
+
+# ---------------------------------------------------------------------------------------
+# Dropout
+
+
+def _dropout_infer(ctx: InferCtx) -> list[TensorType]:
+    x = _need(ctx, 0)
+    check_dtype(ctx, x, FLOATS + FLOAT8)
+    r, t = ctx.input(1), ctx.input(2)
+    if r is not None:
+        check_dtype(ctx, r, FLOATS + FLOAT8, "ratio")
+        if r.shape is not None and numel(r.shape) not in (None, 1):
+            raise ctx.fail(f"ratio must be a scalar, got shape {list(r.shape)}")
+        rv = ctx.const(1)
+        if rv is not None and rv.size == 1 and not 0 <= float(rv.reshape(())) < 1:
+            raise ctx.fail(f"ratio must be in [0, 1), got {float(rv.reshape(()))}")
+    if t is not None:
+        check_dtype(ctx, t, (D.bool,), "training_mode")
+    outs = [TensorType(x.shape, x.dtype)]
+    if ctx.num_outputs > 1:
+        outs.append(TensorType(x.shape, D.bool))
+    return outs
+
+
+def _dropout_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = ins[0]
+    r = ins[1] if len(ins) > 1 else None
+    t = ins[2] if len(ins) > 2 else None
+    ratio = 0.5 if r is None else float(work(r).reshape(()))
+    training = t is not None and bool(t.reshape(()))
+    if not training or ratio == 0:
+        y, mask = x.copy(), np.ones(x.shape, dtype=bool)
+    else:
+        seed = ctx.attrs.get("seed")
+        rng = np.random.RandomState(seed) if seed is not None else ctx.rng
+        u = rng.uniform(0.0, 1.0, x.shape) if rng is not None else np.random.uniform(
+            0.0, 1.0, x.shape)
+        mask = u >= ratio
+        xw = work(x)
+        scale = np.asarray(1.0 / (1.0 - ratio) if ratio < 1 else 0.0, dtype=xw.dtype)
+        y = _out(mask * xw * scale, x.dtype)
+    return [y, mask][: max(ctx.num_outputs, 1)]
+
+
+def _dropout_upgrade(ictx: Any) -> None:
+    """Before opset 12 ratio was an attribute and Dropout ran in inference mode."""
+    if ictx.opset >= 12:
+        return
+    ratio = ictx.attrs.pop("ratio", None)
+    ictx.attrs.pop("is_test", None)
+    ictx.inputs[1:] = [] if ratio is None else [ictx.add_const(ratio, np.float32)]
+
+
+register(OpDef("Dropout", _dropout_infer, _dropout_ref, attrs={"seed": Attr("int", None)},
+               kind=Kind.OPAQUE, inputs=(1, 3), outputs=(1, 2), upgrade=_dropout_upgrade,
+               doc="Training mode draws its mask from RandomState(seed) when `seed` is set."))

@@ -1,0 +1,69 @@
+"""The `anvil` command: user errors are one stderr line and a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "corpus" / "models" / "tiny_cnn.onnx"
+
+
+def anvil(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fuzz.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd or ROOT, timeout=300)
+
+
+def _clean_error(r):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("anvil: error: "), r.stderr
+    return lines[0]
+
+
+def test_truncated_model(tmp_path):
+    p = tmp_path / "bad.onnx"
+    p.write_bytes(MODEL.read_bytes()[:200])
+    assert "bad.onnx" in _clean_error(anvil("run", p))
+
+
+def test_garbage_and_missing_model(tmp_path):
+    p = tmp_path / "g.onnx"
+    p.write_bytes(b"not a model at all")
+    _clean_error(anvil("run", p))
+    _clean_error(anvil("run", tmp_path / "missing.onnx"))
+
+
+def test_wrong_rank_inputs(tmp_path):
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=np.zeros((3, 32, 32), np.float32))
+    assert "rank" in _clean_error(anvil("run", MODEL, "--inputs", npz))
+
+
+def test_inputs_missing_name(tmp_path):
+    npz = tmp_path / "x.npz"
+    np.savez(npz, y=np.zeros((1, 3, 32, 32), np.float32))
+    assert "lacks input" in _clean_error(anvil("run", MODEL, "--inputs", npz))
+
+
+def test_unknown_target():
+    assert "unknown target" in _clean_error(anvil("run", MODEL, "--target", "tpu"))
+
+
+def test_run_matches_onnxruntime(tmp_path):
+    r = anvil("run", MODEL, "--compare", "ort")
+    assert r.returncode == 0, r.stderr
+    assert "vs ort: match" in r.stdout
+
+
+def test_compile_emits_parseable_graph():
+    from compiler.graph.parser import parse
+    from compiler.graph.verifier import verify
+
+    r = anvil("compile", MODEL, "--emit", "graph")
+    assert r.returncode == 0, r.stderr
+    verify(parse(r.stdout))
