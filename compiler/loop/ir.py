@@ -33,8 +33,10 @@ from __future__ import annotations
 import enum
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
+
+import numpy as np
 
 from compiler.dtypes import DType
 
@@ -74,6 +76,11 @@ class Node:
 
     __slots__ = ()
 
+    def __str__(self) -> str:
+        from compiler.loop.printer import print_node
+
+        return print_node(self)
+
 
 # ----------------------------------------------------------------------------- expressions
 
@@ -88,68 +95,8 @@ class Expr(Node):
     def lanes(self) -> int:
         return 1
 
-    def __add__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.add, self, as_expr(o, self))
 
-    def __radd__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.add, as_expr(o, self), self)
-
-    def __sub__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.sub, self, as_expr(o, self))
-
-    def __rsub__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.sub, as_expr(o, self), self)
-
-    def __mul__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.mul, self, as_expr(o, self))
-
-    def __rmul__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.mul, as_expr(o, self), self)
-
-    def __truediv__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.div, self, as_expr(o, self))
-
-    def __floordiv__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.floordiv, self, as_expr(o, self))
-
-    def __mod__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.floormod, self, as_expr(o, self))
-
-    def __and__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.bitand, self, as_expr(o, self))
-
-    def __or__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.bitor, self, as_expr(o, self))
-
-    def __xor__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.bitxor, self, as_expr(o, self))
-
-    def __lshift__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.shl, self, as_expr(o, self))
-
-    def __rshift__(self, o: ExprLike) -> Expr:
-        return BinOp(BinKind.shr, self, as_expr(o, self))
-
-    def __neg__(self) -> Expr:
-        return UnOp(UnKind.neg, self)
-
-    def __invert__(self) -> Expr:
-        return UnOp(UnKind.bitnot, self)
-
-    def __lt__(self, o: ExprLike) -> Expr:
-        return CmpOp(CmpKind.lt, self, as_expr(o, self))
-
-    def __le__(self, o: ExprLike) -> Expr:
-        return CmpOp(CmpKind.le, self, as_expr(o, self))
-
-    def __gt__(self, o: ExprLike) -> Expr:
-        return CmpOp(CmpKind.gt, self, as_expr(o, self))
-
-    def __ge__(self, o: ExprLike) -> Expr:
-        return CmpOp(CmpKind.ge, self, as_expr(o, self))
-
-
-ExprLike = Union[Expr, int, float, bool]
+ExprLike = Expr | int | float | bool
 
 
 def _set(node: Node, **values: object) -> None:
@@ -523,7 +470,7 @@ class Assert(Stmt):
     message: str
 
 
-AttrValue = Union[str, int, float, bool]
+AttrValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,8 +506,6 @@ def as_expr(x: ExprLike, like: Expr | None = None) -> Expr:
 
 def const(value: int | float | bool, dtype: DType | None = None, lanes: int = 1) -> Expr:
     """An immediate, broadcast when lanes > 1. Floats are rounded to `dtype`; ints must fit."""
-    import numpy as np
-
     if dtype is None:
         dtype = DType.bool if isinstance(value, bool) else (
             DType.int32 if isinstance(value, int) else DType.float32)
@@ -576,99 +521,26 @@ def const(value: int | float | bool, dtype: DType | None = None, lanes: int = 1)
     return imm if lanes == 1 else Broadcast(imm, lanes)
 
 
-def cast(dtype: DType, value: ExprLike) -> Expr:
-    return Cast(dtype, as_expr(value))
+def _operator(kind: BinKind | CmpKind, reflected: bool = False) -> Callable[..., Expr]:
+    node = BinOp if isinstance(kind, BinKind) else CmpOp
+
+    def method(self: Expr, other: ExprLike) -> Expr:
+        other = as_expr(other, self)
+        return node(kind, other, self) if reflected else node(kind, self, other)
+
+    return method
 
 
-def select(cond: Expr, t: ExprLike, f: ExprLike) -> Expr:
-    t = as_expr(t, f if isinstance(f, Expr) else None)
-    return Select(cond, t, as_expr(f, t))
-
-
-def call(op: str, *args: ExprLike) -> Call:
-    """An intrinsic call, with its result dtype taken from the intrinsic table."""
-    first = next((a for a in args if isinstance(a, Expr)), None)
-    exprs = tuple(as_expr(a, first) for a in args)
-    intr = INTRINSICS.get(op)
-    dtype = DType.bool if intr is not None and intr.result == "bool" else exprs[0].dtype
-    return Call(op, exprs, dtype)
-
-
-def _bin(kind: BinKind, a: ExprLike, b: ExprLike) -> Expr:
-    a = as_expr(a, b if isinstance(b, Expr) else None)
-    return BinOp(kind, a, as_expr(b, a))
-
-
-def _cmp(kind: CmpKind, a: ExprLike, b: ExprLike) -> Expr:
-    a = as_expr(a, b if isinstance(b, Expr) else None)
-    return CmpOp(kind, a, as_expr(b, a))
-
-
-def floordiv(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.floordiv, a, b)
-
-
-def floormod(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.floormod, a, b)
-
-
-def truncdiv(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.truncdiv, a, b)
-
-
-def truncmod(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.truncmod, a, b)
-
-
-def min_(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.min, a, b)
-
-
-def max_(a: ExprLike, b: ExprLike) -> Expr:
-    return _bin(BinKind.max, a, b)
-
-
-def and_(a: Expr, b: Expr) -> Expr:
-    return BinOp(BinKind.and_, a, b)
-
-
-def or_(a: Expr, b: Expr) -> Expr:
-    return BinOp(BinKind.or_, a, b)
-
-
-def not_(a: Expr) -> Expr:
-    return UnOp(UnKind.not_, a)
-
-
-def eq(a: ExprLike, b: ExprLike) -> Expr:
-    return _cmp(CmpKind.eq, a, b)
-
-
-def ne(a: ExprLike, b: ExprLike) -> Expr:
-    return _cmp(CmpKind.ne, a, b)
-
-
-def buffer(name: str, dtype: DType, shape: tuple[ExprLike, ...] | list[ExprLike],
-           scope: str = "global") -> Buffer:
-    return Buffer(name, dtype, tuple(as_expr(d) for d in shape), scope)
-
-
-def store(buf: Buffer, value: ExprLike, *indices: ExprLike) -> BufferStore:
-    idx = tuple(as_expr(i) for i in indices)
-    return BufferStore(buf, as_expr(value, _like(buf, idx)), idx)
-
-
-def _like(buf: Buffer, idx: tuple[Expr, ...]) -> Expr:
-    return Var("_", buf.dtype, max((i.lanes for i in idx), default=1))
-
-
-def for_(var: Var | str, extent: ExprLike, body: Stmt, kind: ForKind = ForKind.serial,
-         min: ExprLike = 0, thread: str | None = None) -> For:
-    v = Var(var) if isinstance(var, str) else var
-    lo = as_expr(min, v)
-    return For(v, lo, as_expr(extent, v), kind, body, thread)
-
-
-def seq(*stmts: Stmt) -> Stmt:
-    """A SeqStmt, or the single statement itself."""
-    return stmts[0] if len(stmts) == 1 else SeqStmt(stmts)
+for _name, _kind in (
+    ("add", BinKind.add), ("sub", BinKind.sub), ("mul", BinKind.mul),
+    ("truediv", BinKind.div), ("floordiv", BinKind.floordiv), ("mod", BinKind.floormod),
+    ("and", BinKind.bitand), ("or", BinKind.bitor), ("xor", BinKind.bitxor),
+    ("lshift", BinKind.shl), ("rshift", BinKind.shr),
+):
+    setattr(Expr, f"__{_name}__", _operator(_kind))
+    setattr(Expr, f"__r{_name}__", _operator(_kind, reflected=True))
+for _name, _kind in (("lt", CmpKind.lt), ("le", CmpKind.le), ("gt", CmpKind.gt),
+                     ("ge", CmpKind.ge)):
+    setattr(Expr, f"__{_name}__", _operator(_kind))
+Expr.__neg__ = lambda self: UnOp(UnKind.neg, self)  # type: ignore[method-assign]
+Expr.__invert__ = lambda self: UnOp(UnKind.bitnot, self)  # type: ignore[method-assign]

@@ -1,0 +1,384 @@
+"""Reductions: Reduce*, ArgMax/ArgMin, CumSum/CumProd and TopK.
+
+Canonical reductions take `axes` as an optional second input (opset 18 form; ReduceSum since
+13). Older nodes carry `axes` as an attribute; their upgrade hook moves it into the input.
+Reducing over an empty set of axes (`noop_with_empty_axes=1`) reduces nothing but still
+applies the element-wise steps (ReduceSumSquare squares, ReduceLogSum takes the log, ...),
+and reducing over an empty set of values yields the reduction's identity (0, 1, -inf, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from compiler.dtypes import DType
+from compiler.errors import ExecutionError
+from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.ops.base import (
+    Attr,
+    EvalCtx,
+    InferCtx,
+    Kind,
+    OpDef,
+    check_dtype,
+    norm_axis,
+    register,
+)
+
+D = DType
+FLOATS = (D.float16, D.bfloat16, D.float32, D.float64)
+WIDE_INTS = (D.int32, D.int64, D.uint32, D.uint64)
+ALL_INTS = (D.int8, D.int16, D.int32, D.int64, D.uint8, D.uint16, D.uint32, D.uint64)
+NUMERIC = WIDE_INTS + FLOATS
+ALL_NUMERIC = ALL_INTS + FLOATS
+
+
+def compute_dtype(dt: np.dtype) -> np.dtype:
+    """The dtype a reference computes in: float16 and bfloat16 widen to float32."""
+    dt = np.dtype(dt)
+    if dt in (np.dtype(np.float16), D.bfloat16.np):
+        return np.dtype(np.float32)
+    return dt
+
+
+def need(ctx: InferCtx, i: int, name: str) -> TensorType:
+    """Input i's type; a clean error when the (required) input is absent."""
+    t = ctx.input(i)
+    if t is None:
+        raise ctx.fail(f"input {i} ({name}) is required")
+    return t
+
+
+def scalar_input(ctx: InferCtx, i: int, name: str, dtypes: Sequence[DType]) -> int | None:
+    """Check a 0-D or one-element 1-D integer input; its value when constant."""
+    t = need(ctx, i, name)
+    check_dtype(ctx, t, dtypes, name)
+    if t.shape is not None and (len(t.shape) > 1 or t.shape[:1] not in ((), (1,))
+                                and isinstance(t.shape[0], int)):
+        raise ctx.fail(f"{name} must be a scalar or a one-element 1-D tensor, got {t}")
+    v = ctx.const(i)
+    if v is None:
+        return None
+    if v.size != 1:
+        raise ctx.fail(f"{name} must hold exactly one value, got {v.size}")
+    return int(v.reshape(-1)[0])
+
+
+def reduced_shape(ctx: InferCtx, shape: tuple[Dim, ...] | None, axes: Sequence[int] | None,
+                  count: int | None, keepdims: bool) -> tuple[Dim, ...] | None:
+    """Shape after reducing `axes` (None: values unknown, `count` of them if known)."""
+    if axes is None:
+        if shape is None:
+            return None
+        if keepdims:
+            return tuple(1 if d == 1 else UNKNOWN for d in shape)
+        if count is None:
+            return None
+        if count > len(shape):
+            raise ctx.fail(f"{count} axes for rank {len(shape)}")
+        return (UNKNOWN,) * (len(shape) - count)
+    if shape is None:
+        return None
+    norm = [norm_axis(ctx, a, len(shape)) for a in axes]
+    if len(set(norm)) != len(norm):
+        raise ctx.fail(f"axes {list(axes)} repeat an axis")
+    if keepdims:
+        return tuple(1 if i in norm else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in norm)
+
+
+# ---------------------------------------------------------------------------------------
+# Reduce*
+
+
+def _upgrade_axes(since: int):
+    """Older opsets carry `axes` as an attribute: move it into the second input."""
+
+    def upgrade(ictx) -> None:
+        if ictx.opset < since and "axes" in ictx.attrs:
+            axes = ictx.attrs.pop("axes")
+            ictx.inputs[1:] = [ictx.add_const(list(axes), np.int64)]
+
+    return upgrade
+
+
+def _reduce_infer(dtypes: Sequence[DType]):
+    def infer(ctx: InferCtx) -> list[TensorType]:
+        x = need(ctx, 0, "data")
+        check_dtype(ctx, x, dtypes)
+        keep = bool(ctx.attrs["keepdims"])
+        noop = bool(ctx.attrs["noop_with_empty_axes"])
+        a = ctx.input(1)
+        axes: tuple[int, ...] | None = ()
+        count: int | None = 0
+        if a is not None:
+            check_dtype(ctx, a, (D.int64,), "axes")
+            if a.rank is not None and a.rank != 1:
+                raise ctx.fail(f"axes must be a 1-D tensor, got {a}")
+            v = ctx.const(1)
+            if v is not None:
+                axes = tuple(int(i) for i in v.reshape(-1))
+                count = len(axes)
+            else:
+                axes = None
+                count = a.shape[0] if a.shape and isinstance(a.shape[0], int) else None
+        if count == 0:
+            if noop:
+                return [TensorType(x.shape, x.dtype)]
+            if not keep:
+                return [TensorType((), x.dtype)]
+            axes = None if x.rank is None else tuple(range(x.rank))
+        return [TensorType(reduced_shape(ctx, x.shape, axes, count, keep), x.dtype)]
+
+    return infer
+
+
+def _ref_axes(ctx: EvalCtx, x: np.ndarray, axes: np.ndarray | None) -> tuple[int, ...]:
+    if axes is None or axes.size == 0:
+        return () if ctx.attrs["noop_with_empty_axes"] else tuple(range(x.ndim))
+    out = []
+    for a in axes.reshape(-1).tolist():
+        if not -x.ndim <= a < x.ndim:
+            raise ExecutionError(f"{ctx.op}: axis {a} out of range for rank {x.ndim}")
+        out.append(a % x.ndim)
+    return tuple(sorted(set(out)))
+
+
+Reducer = Callable[[np.ndarray, tuple[int, ...], bool], np.ndarray]
+
+
+def _identity(x: np.ndarray, high: bool) -> object:
+    """The identity of max (high=False) or min (high=True) reductions."""
+    if x.dtype == np.bool_:
+        return high
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        return info.max if high else info.min
+    return np.inf if high else -np.inf
+
+
+def _mean(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> np.ndarray:
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    s = np.add.reduce(x, axis=axes, keepdims=keep, dtype=x.dtype)
+    if x.dtype.kind in "iu":
+        if n == 0:
+            return np.zeros_like(s)
+        q = np.abs(s) // n
+        return np.where(s < 0, -q, q).astype(x.dtype)
+    return s / x.dtype.type(n)
+
+
+def _log_sum_exp(x: np.ndarray, axes: tuple[int, ...], keep: bool) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = np.maximum.reduce(x, axis=axes, keepdims=True, initial=-np.inf)
+    shift = np.where(np.isfinite(m), m, 0.0)
+    s = np.add.reduce(np.exp(x - shift), axis=axes, keepdims=True)
+    r = np.log(s) + shift
+    return r if keep else np.squeeze(r, axis=axes)
+
+
+def _float_post(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply a float function to an integer or float result (ints go through float64)."""
+    if x.dtype.kind in "iu":
+        return fn(x.astype(np.float64))
+    return fn(x)
+
+
+REDUCERS: dict[str, Reducer] = {
+    "ReduceSum": lambda x, a, k: np.add.reduce(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceMean": _mean,
+    "ReduceMax": lambda x, a, k: np.maximum.reduce(x, axis=a, keepdims=k,
+                                                   initial=_identity(x, False)),
+    "ReduceMin": lambda x, a, k: np.minimum.reduce(x, axis=a, keepdims=k,
+                                                   initial=_identity(x, True)),
+    "ReduceProd": lambda x, a, k: np.multiply.reduce(x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceL1": lambda x, a, k: np.add.reduce(np.abs(x), axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceL2": lambda x, a, k: _float_post(
+        np.add.reduce(x * x, axis=a, keepdims=k, dtype=x.dtype), np.sqrt),
+    "ReduceSumSquare": lambda x, a, k: np.add.reduce(x * x, axis=a, keepdims=k, dtype=x.dtype),
+    "ReduceLogSum": lambda x, a, k: _float_post(
+        np.add.reduce(x, axis=a, keepdims=k, dtype=x.dtype), np.log),
+    "ReduceLogSumExp": _log_sum_exp,
+}
+
+
+def _reduce_ref(name: str):
+    fn = REDUCERS[name]
+
+    def ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+        x = inputs[0]
+        axes = _ref_axes(ctx, x, inputs[1] if len(inputs) > 1 else None)
+        keep = bool(ctx.attrs["keepdims"])
+        cd = compute_dtype(x.dtype) if x.dtype != np.bool_ else x.dtype
+        r = fn(x.astype(cd, copy=False), axes, keep)
+        return [np.asarray(r).astype(x.dtype)]
+
+    return ref
+
+
+_REDUCE_ATTRS = {"keepdims": Attr("int", 1), "noop_with_empty_axes": Attr("int", 0)}
+_MAXMIN = NUMERIC + (D.uint8, D.int8, D.bool)
+
+for _name, _dtypes, _since in (
+    ("ReduceSum", NUMERIC, 13),
+    ("ReduceMean", NUMERIC, 18),
+    ("ReduceMax", _MAXMIN, 18),
+    ("ReduceMin", _MAXMIN, 18),
+    ("ReduceProd", NUMERIC, 18),
+    ("ReduceL1", NUMERIC, 18),
+    ("ReduceL2", NUMERIC, 18),
+    ("ReduceSumSquare", NUMERIC, 18),
+    ("ReduceLogSum", NUMERIC, 18),  # integer types: opsets before 28
+    ("ReduceLogSumExp", NUMERIC, 18),
+):
+    register(OpDef(
+        name=_name, infer=_reduce_infer(_dtypes), ref=_reduce_ref(_name),
+        attrs=dict(_REDUCE_ATTRS), kind=Kind.REDUCTION, inputs=(1, 2),
+        upgrade=_upgrade_axes(_since),
+        doc=f"{_name} over the axes in input 1 (all axes when absent or empty)",
+    ))
+
+
+# ---------------------------------------------------------------------------------------
+# ArgMax / ArgMin
+
+
+def _arg_infer(ctx: InferCtx) -> list[TensorType]:
+    x = need(ctx, 0, "data")
+    check_dtype(ctx, x, ALL_NUMERIC)
+    if x.shape is None:
+        return [TensorType(None, D.int64)]
+    if x.rank == 0:
+        raise ctx.fail("input must have rank >= 1")
+    ax = norm_axis(ctx, ctx.attrs["axis"], len(x.shape))
+    if x.shape[ax] == 0:
+        raise ctx.fail(f"cannot take {ctx.op} over the empty axis {ax} of {x}")
+    shape = reduced_shape(ctx, x.shape, (ax,), 1, bool(ctx.attrs["keepdims"]))
+    return [TensorType(shape, D.int64)]
+
+
+def _arg_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = inputs[0]
+    ax = ctx.attrs["axis"] % x.ndim
+    if x.shape[ax] == 0:
+        raise ExecutionError(f"{ctx.op}: axis {ax} of shape {list(x.shape)} is empty")
+    xc = x.astype(compute_dtype(x.dtype), copy=False)
+    pick = np.argmax if ctx.op == "ArgMax" else np.argmin
+    if ctx.attrs["select_last_index"]:
+        idx = x.shape[ax] - 1 - pick(np.flip(xc, axis=ax), axis=ax)
+    else:
+        idx = pick(xc, axis=ax)
+    if ctx.attrs["keepdims"]:
+        idx = np.expand_dims(idx, ax)
+    return [np.asarray(idx, dtype=np.int64)]
+
+
+for _name in ("ArgMax", "ArgMin"):
+    register(OpDef(
+        name=_name, infer=_arg_infer, ref=_arg_ref, kind=Kind.REDUCTION,
+        attrs={"axis": Attr("int", 0), "keepdims": Attr("int", 1),
+               "select_last_index": Attr("int", 0)},
+        doc=f"{_name} along one axis, ties to the first (or last) index; int64 indices",
+    ))
+
+
+# ---------------------------------------------------------------------------------------
+# CumSum / CumProd
+
+
+def _cum_infer(ctx: InferCtx) -> list[TensorType]:
+    x = need(ctx, 0, "x")
+    check_dtype(ctx, x, NUMERIC)
+    axis = scalar_input(ctx, 1, "axis", (D.int32, D.int64))
+    if axis is not None and x.rank is not None:
+        if x.rank == 0:
+            raise ctx.fail("input must have rank >= 1")
+        norm_axis(ctx, axis, x.rank)
+    return [TensorType(x.shape, x.dtype)]
+
+
+def _cum_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+    x, axis_arr = inputs[0], inputs[1]
+    axis = int(axis_arr.reshape(-1)[0])
+    if not -x.ndim <= axis < x.ndim:
+        raise ExecutionError(f"{ctx.op}: axis {axis} out of range for rank {x.ndim}")
+    cd = compute_dtype(x.dtype)
+    xc = np.moveaxis(x.astype(cd, copy=False), axis, -1)
+    if ctx.attrs["reverse"]:
+        xc = xc[..., ::-1]
+    acc = np.cumsum if ctx.op == "CumSum" else np.cumprod
+    y = acc(xc, axis=-1, dtype=cd)
+    if ctx.attrs["exclusive"]:
+        shifted = np.full_like(y, 0 if ctx.op == "CumSum" else 1)
+        shifted[..., 1:] = y[..., :-1]
+        y = shifted
+    if ctx.attrs["reverse"]:
+        y = y[..., ::-1]
+    return [np.ascontiguousarray(np.moveaxis(y, -1, axis)).astype(x.dtype)]
+
+
+for _name in ("CumSum", "CumProd"):
+    register(OpDef(
+        name=_name, infer=_cum_infer, ref=_cum_ref, kind=Kind.OPAQUE, inputs=(2, 2),
+        attrs={"exclusive": Attr("int", 0), "reverse": Attr("int", 0)},
+        doc=f"{_name} along the axis in input 1 (optionally exclusive and/or reversed)",
+    ))
+
+
+# ---------------------------------------------------------------------------------------
+# TopK
+
+
+def _topk_upgrade(ictx) -> None:
+    if ictx.opset < 10 and "k" in ictx.attrs:
+        ictx.inputs[1:] = [ictx.add_const([ictx.attrs.pop("k")], np.int64)]
+
+
+def _topk_infer(ctx: InferCtx) -> list[TensorType]:
+    x = need(ctx, 0, "X")
+    check_dtype(ctx, x, ALL_NUMERIC)
+    k = scalar_input(ctx, 1, "K", (D.int64,))
+    if x.shape is None:
+        return [TensorType(None, x.dtype), TensorType(None, D.int64)]
+    if x.rank == 0:
+        raise ctx.fail("input must have rank >= 1")
+    ax = norm_axis(ctx, ctx.attrs["axis"], len(x.shape))
+    if k is not None:
+        if k < 0:
+            raise ctx.fail(f"K must be >= 0, got {k}")
+        if isinstance(x.shape[ax], int) and k > x.shape[ax]:
+            raise ctx.fail(f"K={k} exceeds dimension {x.shape[ax]} of axis {ax} in {x}")
+    shape = list(x.shape)
+    shape[ax] = UNKNOWN if k is None else k
+    return [TensorType(tuple(shape), x.dtype), TensorType(tuple(shape), D.int64)]
+
+
+def _topk_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = inputs[0]
+    k = int(inputs[1].reshape(-1)[0])
+    ax = ctx.attrs["axis"] % x.ndim
+    n = x.shape[ax]
+    if not 0 <= k <= n:
+        raise ExecutionError(f"TopK: K={k} out of range for axis {ax} of {list(x.shape)}")
+    xa = np.moveaxis(x.astype(compute_dtype(x.dtype), copy=False), ax, -1)
+    if ctx.attrs["largest"]:
+        # a stable ascending sort of the reversed row, reversed again: descending values
+        # with ties in ascending index order
+        order = np.argsort(xa[..., ::-1], axis=-1, kind="stable")[..., ::-1]
+        order = n - 1 - order
+    else:
+        order = np.argsort(xa, axis=-1, kind="stable")
+    idx = order[..., :k]
+    vals = np.take_along_axis(np.moveaxis(x, ax, -1), idx, axis=-1)
+    return [np.ascontiguousarray(np.moveaxis(vals, -1, ax)),
+            np.ascontiguousarray(np.moveaxis(idx, -1, ax)).astype(np.int64)]
+
+
+register(OpDef(
+    name="TopK", infer=_topk_infer, ref=_topk_ref, kind=Kind.OPAQUE, inputs=(2, 2),
+    outputs=(2, 2), upgrade=_topk_upgrade,
+    attrs={"axis": Attr("int", -1), "largest": Attr("int", 1), "sorted": Attr("int", 1)},
+    doc="the K largest (or smallest) values along an axis and their int64 indices",
+))

@@ -1,0 +1,78 @@
+"""Softmax, LogSoftmax and Hardmax.
+
+Since opset 13 these normalise along the single axis `axis` (default -1). Before 13 the input
+was coerced to 2-D at `axis` (default 1): the op normalised over all of the dimensions from
+`axis` to the end together. The upgrade hook keeps that meaning by setting the internal
+attribute `coerce_2d=1`, which ONNX models themselves cannot set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.graph.ir import TensorType
+from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, norm_axis, register
+from compiler.ops.reduce import FLOATS, compute_dtype, need
+
+
+def _upgrade(ictx) -> None:
+    if "coerce_2d" in ictx.attrs:
+        raise ictx.fail("has no attribute 'coerce_2d'")
+    if ictx.opset < 13:
+        ictx.attrs.setdefault("axis", 1)
+        ictx.attrs["coerce_2d"] = 1
+
+
+def _infer(ctx: InferCtx) -> list[TensorType]:
+    x = need(ctx, 0, "input")
+    check_dtype(ctx, x, FLOATS)
+    if x.rank is not None:
+        if x.rank == 0:
+            raise ctx.fail("input must have rank >= 1")
+        norm_axis(ctx, ctx.attrs["axis"], x.rank)
+    return [TensorType(x.shape, x.dtype)]
+
+
+def _axes(ctx: EvalCtx, x: np.ndarray) -> tuple[int, ...]:
+    ax = ctx.attrs["axis"] % x.ndim
+    return tuple(range(ax, x.ndim)) if ctx.attrs.get("coerce_2d", 0) else (ax,)
+
+
+def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    m = np.max(x, axis=axes, keepdims=True)
+    e = np.exp(x - m)
+    return e / np.sum(e, axis=axes, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    m = np.max(x, axis=axes, keepdims=True)
+    d = x - m
+    return d - np.log(np.sum(np.exp(d), axis=axes, keepdims=True))
+
+
+def hardmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    lead = x.shape[:axes[0]]
+    n = int(np.prod(x.shape[axes[0]:], dtype=np.int64))
+    flat = x.reshape(lead + (n,))
+    out = np.zeros_like(flat)
+    if n:
+        idx = np.argmax(flat, axis=-1)[..., None]
+        np.put_along_axis(out, idx, 1, axis=-1)
+    return out.reshape(x.shape)
+
+
+_FNS = {"Softmax": softmax, "LogSoftmax": log_softmax, "Hardmax": hardmax}
+
+
+def _ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = inputs[0]
+    xc = x.astype(compute_dtype(x.dtype), copy=False)
+    return [_FNS[ctx.op](xc, _axes(ctx, x)).astype(x.dtype)]
+
+
+for _name in _FNS:
+    register(OpDef(
+        name=_name, infer=_infer, ref=_ref, kind=Kind.OPAQUE, upgrade=_upgrade,
+        attrs={"axis": Attr("int", -1), "coerce_2d": Attr("int", 0)},
+        doc=f"{_name} along `axis` (along all axes from `axis` on when coerce_2d=1)",
+    ))
