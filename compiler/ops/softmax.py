@@ -51,14 +51,17 @@ def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 def hardmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    lead = x.shape[:axes[0]]
-    n = int(np.prod(x.shape[axes[0]:], dtype=np.int64))
-    flat = x.reshape(lead + (n,))
+    """One-hot of the first maximum over `axes` (consecutive axes, flattened together)."""
+    lo, hi = axes[0], axes[-1] + 1
+    moved = np.moveaxis(x, list(range(lo, hi)), list(range(x.ndim - (hi - lo), x.ndim)))
+    n = int(np.prod(x.shape[lo:hi], dtype=np.int64))
+    flat = moved.reshape(moved.shape[:moved.ndim - (hi - lo)] + (n,))
     out = np.zeros_like(flat)
     if n:
         idx = np.argmax(flat, axis=-1)[..., None]
         np.put_along_axis(out, idx, 1, axis=-1)
-    return out.reshape(x.shape)
+    out = out.reshape(moved.shape)
+    return np.moveaxis(out, list(range(x.ndim - (hi - lo), x.ndim)), list(range(lo, hi)))
 
 
 _FNS = {"Softmax": softmax, "LogSoftmax": log_softmax, "Hardmax": hardmax}
