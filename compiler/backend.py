@@ -87,8 +87,8 @@ class AnvilBackend(Backend):
         from onnx import helper
 
         in_infos = [
-            helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.asarray(x).dtype),
-                                          np.asarray(x).shape)
+            helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(np.asarray(x).dtype), np.asarray(x).shape)
             for name, x in zip(node.input, inputs, strict=False) if name
         ]
         out_infos = [helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)

@@ -72,7 +72,7 @@ def _summary(x: np.ndarray) -> str:
 
 
 def cmd_run(args) -> int:
-    from compiler.backend import check_target, prepare
+    from compiler.backend import AnvilRep, check_target
     from compiler.frontend.onnx import import_model, load
     from oracles.compare import compare
 
@@ -80,8 +80,7 @@ def cmd_run(args) -> int:
     model = load(args.model)
     module = import_model(model)
     inputs = _load_inputs(args.inputs, module.main, args.seed)
-    rep = prepare(model, target=args.target)
-    outs = rep.run(inputs)
+    outs = AnvilRep(module, args.target).run(inputs)
     names = [o.name for o in model.graph.output]
     refs: dict[str, list[np.ndarray]] = {}
     for ref in filter(None, (args.compare or "").split(",")):
@@ -90,7 +89,7 @@ def cmd_run(args) -> int:
 
             refs[ref] = run_onnxruntime(model, inputs)
         elif ref == "interp":
-            refs[ref] = list(prepare(model, target="interp").run(inputs))
+            refs[ref] = list(AnvilRep(module, "interp").run(inputs))
         else:
             raise _UserError(f"unknown reference {ref!r} (known: ort, interp)")
     worst = 0

@@ -111,7 +111,8 @@ def tensor_value(t: onnx.TensorProto, where: str) -> Tensor:
     try:
         DType.from_onnx(t.data_type)
     except KeyError:
-        raise UnsupportedError(f"tensor {t.name!r} has unsupported type {t.data_type}", where) from None
+        raise UnsupportedError(f"tensor {t.name!r} has unsupported type {t.data_type}",
+                               where) from None
     if arr.dtype.kind in "SU":
         arr = arr.astype(object)
     if arr.dtype == object:

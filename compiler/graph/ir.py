@@ -18,7 +18,7 @@ import numpy as np
 
 from compiler.dtypes import DType
 
-Dim = Union[int, str]  # an int, a named symbol, or "?" for an unknown extent
+Dim = int | str  # an int, a named symbol, or "?" for an unknown extent
 UNKNOWN: str = "?"
 
 
@@ -130,7 +130,7 @@ class Const:
     value: Tensor
 
 
-Expr = Union[Call, Const]
+Expr = Call | Const
 
 
 @dataclass(frozen=True, slots=True)

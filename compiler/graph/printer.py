@@ -62,7 +62,8 @@ class _Printer:
         if inline:
             flat = arr.reshape(-1)
             if t.dtype.is_float:
-                return "[" + ", ".join(format_float(float(x)) for x in flat.astype(np.float64)) + "]"
+                items = (format_float(float(x)) for x in flat.astype(np.float64))
+                return "[" + ", ".join(items) + "]"
             if kind == "b":
                 return "[" + ", ".join("true" if x else "false" for x in flat.tolist()) + "]"
             return "[" + ", ".join(str(int(x)) for x in flat.astype(np.int64 if kind != "u"
@@ -92,13 +93,15 @@ class _Printer:
         lhs = ", ".join(f"%{format_name(o.name)}" for o in b.outs)
         e = b.expr
         if isinstance(e, Const):
-            return f"{indent}{lhs} = const {format_type(e.value.type)} {self.tensor_literal(e.value)}"
+            lit = self.tensor_literal(e.value)
+            return f"{indent}{lhs} = const {format_type(e.value.type)} {lit}"
         assert isinstance(e, Call)
         args = ", ".join("_" if a is None else f"%{format_name(a.name)}" for a in e.args)
         s = f"{indent}{lhs} = {format_name(e.op)}({args})"
         if e.attrs:
             inner = indent + "  "
-            s += " {" + ", ".join(f"{format_name(k)}={self.attr(v, inner)}" for k, v in e.attrs) + "}"
+            items = (f"{format_name(k)}={self.attr(v, inner)}" for k, v in e.attrs)
+            s += " {" + ", ".join(items) + "}"
         return s + " : " + ", ".join(format_type(o.type) for o in b.outs)
 
     def function(self, fn: Function, indent: str = "") -> str:

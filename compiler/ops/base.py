@@ -186,7 +186,8 @@ def same_as_input(i: int = 0, dtype: DType | None = None):
     return infer
 
 
-def check_dtype(ctx: InferCtx, t: TensorType, allowed: Sequence[DType], what: str = "input") -> None:
+def check_dtype(ctx: InferCtx, t: TensorType, allowed: Sequence[DType],
+                what: str = "input") -> None:
     if t.dtype not in allowed:
         raise ctx.fail(f"{what} dtype {t.dtype} not supported")
 

@@ -437,13 +437,17 @@ def _flatten_infer(ctx: InferCtx) -> list[TensorType]:
     t = req(ctx, 0)
     if t.shape is None:
         return [TensorType(unknown_shape(2), t.dtype)]
-    axis = norm_axis(ctx, ctx.attrs["axis"], len(t.shape), inclusive=True)
+    rank, axis = len(t.shape), ctx.attrs["axis"]
+    if not -rank <= axis <= rank:
+        raise ctx.fail(f"axis {axis} out of range for rank {rank}")
+    axis = axis + rank if axis < 0 else axis
     return [TensorType((prod_dims(t.shape[:axis]), prod_dims(t.shape[axis:])), t.dtype)]
 
 
 def _flatten_ref(ctx: EvalCtx, inputs):
     x = inputs[0]
-    axis = ctx.attrs["axis"] % (x.ndim + 1) if x.ndim else 0
+    axis = ctx.attrs["axis"]
+    axis = axis + x.ndim if axis < 0 else axis
     return [x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))]
 
 

@@ -34,7 +34,7 @@ def test_good_module_verifies():
 
 @pytest.mark.parametrize("bad, msg", [
     (GOOD.replace("%y = Add(%x, %w) : float32[N, 3]", "%y = Add(%x, %w) : float32[N, 4]"),
-     "declared float32[N, 4]"),
+     r"declared float32\[N, 4\]"),
     (GOOD.replace("%y = Add(%x, %w) : float32[N, 3]", "%y = Add(%x, %w) : int32[N, 3]"),
      "declared int32"),
     (GOOD.replace("Relu(%y)", "Frob(%y)"), "unknown op 'Frob'"),
