@@ -30,6 +30,19 @@ def _interp_target(module: Module, **_: Any):
 TARGETS["interp"] = _interp_target
 
 
+def _native_target(name: str):
+    def factory(module: Module, opt_level: int = 0, **_: Any):
+        from compiler.driver import compile as compile_module
+
+        return compile_module(module, target=name, opt_level=opt_level).run
+
+    return factory
+
+
+for _t in ("llvm", "c", "lir"):
+    TARGETS[_t] = _native_target(_t)
+
+
 def check_target(target: str) -> None:
     if target not in TARGETS:
         known = ", ".join(sorted(TARGETS))

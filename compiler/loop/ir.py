@@ -36,9 +36,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from compiler.dtypes import DType
+from compiler.loop.numeric import round_float
 
 INT_DTYPES: tuple[DType, ...] = (
     DType.int8, DType.int16, DType.int32, DType.int64,
@@ -510,9 +509,7 @@ def const(value: int | float | bool, dtype: DType | None = None, lanes: int = 1)
         dtype = DType.bool if isinstance(value, bool) else (
             DType.int32 if isinstance(value, int) else DType.float32)
     if is_float(dtype):
-        with np.errstate(all="ignore"):
-            imm: Expr = FloatImm(float(np.asarray(float(value), np.float64).astype(dtype.np)),
-                                 dtype)
+        imm: Expr = FloatImm(round_float(float(value), dtype), dtype)
     else:
         lo, hi = int_range(dtype)
         if not lo <= int(value) <= hi or float(value) != int(value):

@@ -39,8 +39,6 @@ import re
 import struct
 from collections.abc import Sequence
 
-import numpy as np
-
 from compiler.dtypes import DType
 from compiler.loop.ir import (
     FLOAT_DTYPES,
@@ -77,6 +75,7 @@ from compiler.loop.ir import (
     UnOp,
     Var,
 )
+from compiler.loop.numeric import round_float
 
 SUFFIX: dict[DType, str] = {
     DType.int8: "i8", DType.int16: "i16", DType.int32: "", DType.int64: "i64",
@@ -122,8 +121,7 @@ def format_type(dtype: DType, lanes: int = 1) -> str:
 
 def parse_float(text: str, dtype: DType) -> float:
     """The value of a non-negative decimal float literal rounded to `dtype`."""
-    with np.errstate(all="ignore"):
-        return float(np.asarray(float(text), np.float64).astype(dtype.np))
+    return round_float(float(text), dtype)
 
 
 def _float_bits(v: float) -> bytes:

@@ -17,11 +17,10 @@ Checked:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
-
-import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import VerifyError
@@ -63,6 +62,7 @@ from compiler.loop.ir import (
     is_float,
     is_int,
 )
+from compiler.loop.numeric import round_float
 from compiler.loop.traverse import children
 
 _KINDS: dict[str, type | tuple[type, ...]] = {
@@ -128,7 +128,6 @@ class _Verifier:
     def run(self) -> None:
         f = self.func
         self.fields(f)
-        scalars = [p for p in f.params if isinstance(p, Var)]
         for p in f.params:
             if p.name in self.names:
                 raise self.fail(p, f"duplicate parameter name '{p.name}'")
@@ -140,7 +139,6 @@ class _Verifier:
             if p.scope != "global":
                 raise self.fail(p, f"parameter buffer '{p.name}' must be global, not {p.scope}")
             self.buffer_def(p, p)
-        del scalars
         self.visit(f.body)
 
     def fields(self, node: Node) -> None:
@@ -287,9 +285,8 @@ class _Verifier:
         elif isinstance(n, FloatImm):
             if not is_float(n.dtype):
                 raise self.fail(n, f"float literal of non-float dtype {n.dtype.value}")
-            with np.errstate(all="ignore"):
-                rounded = float(np.float64(n.value).astype(n.dtype.np))
-            if rounded != n.value and not np.isnan(n.value):
+            rounded = round_float(n.value, n.dtype)
+            if rounded != n.value and not math.isnan(n.value):
                 raise self.fail(n, f"{n.value!r} is not exactly a {n.dtype.value} value")
         elif isinstance(n, BinOp):
             self.same_type(n, n.a, n.b, f"operands of {n.op.label}")

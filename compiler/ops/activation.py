@@ -23,7 +23,7 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
-from compiler.ops.elementwise import FLOATS, INTS, SIGNED, binary, erf, unary, work
+from compiler.ops.elementwise import FLOATS, INTS, SIGNED, erf, unary, work
 
 D = DType
 Attrs = dict[str, Any]
@@ -138,37 +138,35 @@ unary("Shrink", _shrink, (D.float16, D.float32, D.float64) + INTS,
 unary("Swish", _fl(_swish), FLOATS, attrs=ALPHA1)
 
 
-# PRelu: slope broadcasts to X (unidirectionally); the output has X's shape.
-def _prelu_check(ctx: InferCtx) -> None:
-    x, s = ctx.inputs[0], ctx.inputs[1]
-    if x.shape is None or s.shape is None:
-        return
-    out = broadcast_shapes(ctx, x.shape, s.shape)
-    if len(out) != len(x.shape) or any(dim_eq(o, d) is False for o, d in zip(out, x.shape,
-                                                                             strict=True)):
-        raise ctx.fail(f"slope shape {list(s.shape)} does not broadcast to X shape "
-                       f"{list(x.shape)}")
+# PRelu: slope broadcasts to X (unidirectionally); the output has X's shape and dtype.
+PRELU_TYPES = FLOATS + (D.int32, D.int64, D.uint32, D.uint64)
 
 
-def _prelu_body(x: np.ndarray, s: np.ndarray, a: Attrs) -> np.ndarray:
+def _prelu_infer(ctx: InferCtx) -> list[TensorType]:
+    x, s = ctx.input(0), ctx.input(1)
+    if x is None or s is None:
+        raise ctx.fail("inputs X and slope are required")
+    check_dtype(ctx, x, PRELU_TYPES)
+    if s.dtype != x.dtype:
+        raise ctx.fail(f"input dtypes differ: {x.dtype} and {s.dtype}")
+    if x.shape is not None and s.shape is not None:
+        out = broadcast_shapes(ctx, x.shape, s.shape)
+        if len(out) != len(x.shape) or any(
+            dim_eq(o, d) is False for o, d in zip(out, x.shape, strict=True)
+        ):
+            raise ctx.fail(f"slope shape {list(s.shape)} does not broadcast to X shape "
+                           f"{list(x.shape)}")
+    return [TensorType(x.shape, x.dtype)]
+
+
+def _prelu_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
+    x, s = ins[0], ins[1]
     xw, sw = work(x), work(s)
-    return np.broadcast_to(np.where(xw < 0, xw * sw, xw), x.shape)
+    y = np.broadcast_to(np.where(xw < 0, xw * sw, xw), x.shape)
+    return [np.asarray(y).astype(x.dtype)]
 
 
-def _prelu_infer_shape(op: OpDef) -> OpDef:
-    """Binary's relation broadcasts; PRelu's output is X's shape (equal after the check)."""
-    base = op.infer
-
-    def infer(ctx: InferCtx) -> list[TensorType]:
-        (t,) = base(ctx)
-        return [TensorType(ctx.inputs[0].shape, t.dtype)]
-
-    op.infer = infer
-    return op
-
-
-_prelu_infer_shape(binary("PRelu", _prelu_body,
-                          FLOATS + (D.int32, D.int64, D.uint32, D.uint64), check=_prelu_check))
+register(OpDef("PRelu", _prelu_infer, _prelu_ref, kind=Kind.BROADCAST, inputs=(2, 2)))
 
 
 # SwiGLU: Swish(A) * B, A and B of one shape (no broadcasting).

@@ -95,7 +95,15 @@ class OpDef:
     upgrade: Callable[[Any], None] | None = None  # ImportCtx -> None, see frontend/onnx.py
     doc: str = ""
     nondeterministic: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # later layers: compute, etc.
+    # Lowering (compiler/lower): `compute(LowerCtx, list[te.Tensor | None]) -> list[te.Tensor]`
+    # declares the op as tensor expressions. `shape_inputs` are the inputs whose *values*
+    # the compute needs at compile time (shapes, axes, repeats...). `host` marks ops that
+    # run as host functions (their numpy reference) in compiled code: data-dependent output
+    # shapes (NonZero, Unique, ...) and control flow.
+    compute: Callable[..., Sequence[Any]] | None = None
+    shape_inputs: tuple[int, ...] = ()
+    host: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -84,7 +84,21 @@ def _to_float(x: np.ndarray, src: DType, dst: DType, saturate: bool,
     if dst in FLOAT8 and saturate:
         big = float(ml_dtypes.finfo(dst.np).max)
         xf = np.clip(xf, -big, big)
+    if xf.dtype == np.float64 and dst.bits < 32 and dst is not D.float16:
+        xf = _f64_to_f32_odd(xf)  # ml_dtypes narrows float64 through float32: round once
     return xf.astype(dst.np)
+
+
+def _f64_to_f32_odd(x: np.ndarray) -> np.ndarray:
+    """float64 -> float32 rounding to odd: truncate toward zero and set the last bit when
+    inexact. Rounding that to a type of at most 22 significand bits equals rounding x
+    directly, so the final narrowing rounds only once."""
+    t = x.astype(np.float32)
+    inexact = (t.astype(np.float64) != x) & ~np.isnan(x)
+    towards_zero = np.abs(t.astype(np.float64)) > np.abs(x)
+    t = np.where(inexact & towards_zero, np.nextafter(t, np.float32(0)), t)
+    bits = t.view(np.uint32) | inexact.astype(np.uint32)
+    return bits.view(np.float32)
 
 
 def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:

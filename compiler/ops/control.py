@@ -49,7 +49,7 @@ def _if_ref(ctx: EvalCtx, inputs):
 register(OpDef(
     "If", _if_infer, _if_ref,
     attrs={"then_branch": Attr("graph"), "else_branch": Attr("graph")},
-    inputs=(1, 1), outputs=(1, 1 << 16), kind=Kind.OPAQUE,
+    inputs=(1, 1), outputs=(1, 1 << 16), kind=Kind.OPAQUE, host=True,
     doc="Run one of two subgraphs on a scalar boolean condition.",
 ))
 
@@ -105,7 +105,7 @@ def _loop_ref(ctx: EvalCtx, inputs):
 register(OpDef(
     "Loop", _loop_infer, _loop_ref,
     attrs={"body": Attr("graph")},
-    inputs=(2, None), outputs=(1, 1 << 16), kind=Kind.OPAQUE,
+    inputs=(2, None), outputs=(1, 1 << 16), kind=Kind.OPAQUE, host=True,
     doc="Generic loop with a trip count, a condition, carried values and scan outputs.",
 ))
 
@@ -195,6 +195,7 @@ register(OpDef(
         "scan_output_directions": Attr("ints", None),
     },
     inputs=(1, None), outputs=(1, 1 << 16), kind=Kind.OPAQUE, upgrade=_scan_upgrade,
+    host=True,
     doc="Iterate a body over slices of scan inputs, threading state.",
 ))
 

@@ -396,7 +396,7 @@ def transpose_axis(attrs: dict, win: Window, i: int, size: int) -> tuple[int, in
     shape = attrs.get("output_shape")
     if shape or win.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = shape[len(shape) - win.n + i] if shape else size * s
-        total = full - out
+        total = max(0, full - out)  # a larger output is zero-extended at the end
         begin = total // 2 if win.auto_pad == "SAME_UPPER" else total - total // 2
         return out, begin
     if win.auto_pad == "VALID":

@@ -123,7 +123,7 @@ def variadic(name: str, fold: Callable[[np.ndarray, np.ndarray], np.ndarray],
     """Fold N >= 1 inputs of one dtype, broadcasting all of them together."""
 
     def infer(ctx: InferCtx) -> list[TensorType]:
-        ts = [ctx.inputs[i] for i in range(len(ctx.inputs))]
+        ts = list(ctx.inputs)
         if not ts or any(t is None for t in ts):
             raise ctx.fail("every input is required")
         check_dtype(ctx, ts[0], dtypes)

@@ -1,0 +1,63 @@
+"""`compile(model, target=..., opt_level=...) -> Executable`: the one public entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import onnx
+
+from compiler.errors import AnvilError
+from compiler.frontend.onnx import import_model
+from compiler.graph.ir import Module
+from compiler.graph.verifier import verify
+from compiler.loop.ir import PrimFunc
+from compiler.runtime.executable import Executable
+
+NATIVE_TARGETS = ("llvm", "c", "lir")
+
+
+def _lir_codegen(funcs: Sequence[PrimFunc]) -> dict[str, Callable[..., None]]:
+    """The loop-IR interpreter as a target: slow, but the semantic reference."""
+    from compiler.loop import interp
+
+    return {f.name: (lambda *args, f=f: interp.run(f, list(args))) for f in funcs}
+
+
+def _llvm_codegen(opt_level: int) -> Callable:
+    from compiler.codegen import llvm
+
+    def cg(funcs):
+        mod = llvm.compile_funcs(funcs, opt_level=min(opt_level + 1, 3))
+        return {f.name: mod.kernel(f.name) for f in funcs}
+
+    return cg
+
+
+def _c_codegen(opt_level: int) -> Callable:
+    from compiler.codegen import c
+
+    def cg(funcs):
+        mod = c.compile_funcs(funcs, opt_level=min(opt_level + 1, 3))
+        return {f.name: mod.kernel(f.name) for f in funcs}
+
+    return cg
+
+
+def codegen_for(target: str, opt_level: int = 0) -> Callable:
+    if target == "lir":
+        return _lir_codegen
+    if target == "llvm":
+        return _llvm_codegen(opt_level)
+    if target == "c":
+        return _c_codegen(opt_level)
+    raise AnvilError(f"unknown target {target!r} (known: {', '.join(NATIVE_TARGETS)})")
+
+
+def compile(model: onnx.ModelProto | str | os.PathLike | Module, target: str = "llvm",
+            opt_level: int = 0) -> Executable:
+    if not 0 <= opt_level <= 3:
+        raise AnvilError(f"opt level {opt_level} is not one of 0..3")
+    module = model if isinstance(model, Module) else import_model(model)
+    verify(module)
+    return Executable(module, target, codegen_for(target, opt_level))
