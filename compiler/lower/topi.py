@@ -1,0 +1,297 @@
+"""Reusable tensor-expression building blocks for ops' compute definitions.
+
+Shapes here are concrete tuples of ints; index expressions are int64 loop-IR expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from compiler.dtypes import DType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr, Var
+from compiler.lower import te
+from compiler.lower.te import INDEX, Tensor, compute, idx, reduce, rvar
+
+# ---------------------------------------------------------------------------------------
+# index helpers
+
+
+def broadcast_index(t: Tensor, out_shape: Sequence[int], axes: Sequence[Expr]) -> tuple:
+    """Indices into `t` for the element at `axes` of a numpy-broadcast result."""
+    off = len(out_shape) - t.ndim
+    return tuple(idx(0) if t.shape[k] == 1 and out_shape[off + k] != 1 else axes[off + k]
+                 for k in range(t.ndim))
+
+
+def flat_index(shape: Sequence[int], axes: Sequence[Expr]) -> Expr:
+    """Row-major flat offset of `axes` in `shape`."""
+    if not shape:
+        return idx(0)
+    e: Expr = axes[0]
+    for k in range(1, len(shape)):
+        e = e * idx(shape[k]) + axes[k]
+    return e
+
+
+def unflatten(shape: Sequence[int], flat: Expr) -> tuple[Expr, ...]:
+    """Row-major multi-index of `flat` in `shape`."""
+    out: list[Expr] = []
+    stride = 1
+    strides = []
+    for d in reversed(shape):
+        strides.append(stride)
+        stride *= d
+    strides.reverse()
+    for k, d in enumerate(shape):
+        e = B.floordiv(flat, idx(strides[k])) if strides[k] != 1 else flat
+        if k > 0:
+            e = B.floormod(e, idx(d))
+        out.append(e)
+    return tuple(out)
+
+
+def load_bcast(t: Tensor, out_shape: Sequence[int], axes: Sequence[Expr]) -> Expr:
+    return t[broadcast_index(t, out_shape, axes)]
+
+
+# ---------------------------------------------------------------------------------------
+# elementwise
+
+
+def elementwise(name: str, inputs: Sequence[Tensor], out_shape: Sequence[int],
+                fn: Callable[..., Expr], dtype: DType | None = None) -> Tensor:
+    """out[i] = fn(in0[bcast(i)], in1[bcast(i)], ...)."""
+    return compute(name, out_shape,
+                   lambda *i: fn(*(load_bcast(t, out_shape, i) for t in inputs)), dtype)
+
+
+def cast(name: str, t: Tensor, dtype: DType) -> Tensor:
+    return compute(name, t.shape, lambda *i: B.cast(dtype, t[i]), dtype)
+
+
+def scalar(value: float | int | bool, dtype: DType) -> Expr:
+    from compiler.loop.ir import const
+
+    if dtype.is_float:
+        return const(float(value), dtype)
+    return const(int(value) if dtype is not DType.bool else bool(value), dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# layout
+
+
+def reshape(name: str, t: Tensor, shape: Sequence[int]) -> Tensor:
+    if tuple(shape) == t.shape:
+        return t
+    return compute(name, shape, lambda *i: t[unflatten(t.shape, flat_index(shape, i))])
+
+
+def transpose(name: str, t: Tensor, perm: Sequence[int]) -> Tensor:
+    shape = [t.shape[p] for p in perm]
+
+    def body(*i):
+        src: list[Expr] = [idx(0)] * t.ndim
+        for k, p in enumerate(perm):
+            src[p] = i[k]
+        return t[tuple(src)]
+
+    return compute(name, shape, body)
+
+
+def concat(name: str, ts: Sequence[Tensor], axis: int) -> Tensor:
+    shape = list(ts[0].shape)
+    shape[axis] = sum(t.shape[axis] for t in ts)
+
+    def body(*i):
+        offs = []
+        o = 0
+        for t in ts:
+            offs.append(o)
+            o += t.shape[axis]
+        e: Expr | None = None
+        for t, off in reversed(list(zip(ts, offs, strict=True))):
+            if t.shape[axis] == 0:
+                continue
+            src = tuple(i[k] - idx(off) if k == axis else i[k] for k in range(len(i)))
+            # clamp the index so the unselected arm never reads out of bounds
+            src = tuple(B.max_(B.min_(s, idx(t.shape[axis] - 1)), idx(0)) if k == axis else s
+                        for k, s in enumerate(src))
+            v = t[src]
+            e = v if e is None else B.select(i[axis] >= idx(off), v, e)
+        return e
+
+    return compute(name, shape, body)
+
+
+# ---------------------------------------------------------------------------------------
+# reductions
+
+
+def reduce_axes(name: str, t: Tensor, axes: Sequence[int], keepdims: bool, kind: str,
+                value: Callable[[Expr], Expr] | None = None, dtype: DType | None = None,
+                init: Expr | None = None) -> Tensor:
+    """Reduce `t` over `axes` with `kind` (sum/prod/max/min) of `value(t[...])`."""
+    axes = sorted(a % t.ndim for a in axes) if t.ndim else []
+    out_shape = [1 if k in axes else d for k, d in enumerate(t.shape)] if keepdims else \
+        [d for k, d in enumerate(t.shape) if k not in axes]
+    value = value or (lambda x: x)
+
+    def body(*i):
+        rv = {a: rvar(f"r{a}", t.shape[a]) for a in axes}
+        src: list[Expr] = []
+        j = 0
+        for k in range(t.ndim):
+            if k in rv:
+                src.append(rv[k].var)
+                if keepdims:
+                    j += 1
+            else:
+                src.append(i[j])
+                j += 1
+        v = value(t[tuple(src)])
+        if dtype is not None and v.dtype != dtype:
+            v = B.cast(dtype, v)
+        return reduce(kind, v, [rv[a] for a in axes], init=init)
+
+    return compute(name, out_shape, body, dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# linear algebra and windows
+
+
+def matmul(name: str, a: Tensor, b: Tensor, out_shape: Sequence[int],
+           acc: DType | None = None) -> Tensor:
+    """numpy.matmul semantics; 1-D operands are promoted and the result squeezed by shape."""
+    a2 = a if a.ndim >= 2 else reshape(f"{name}_a", a, (1, a.shape[0]))
+    b2 = b if b.ndim >= 2 else reshape(f"{name}_b", b, (b.shape[0], 1))
+    kdim = a2.shape[-1]
+    batch = list(out_shape[:-2]) if a.ndim >= 2 and b.ndim >= 2 else list(
+        out_shape[:-1] if a.ndim >= 2 else out_shape[:-1] if b.ndim >= 2 else [])
+    full = batch + [a2.shape[-2], b2.shape[-1]]
+    acc = acc or a.dtype
+
+    def body(*i):
+        r = rvar("k", kdim)
+        ai = broadcast_index(a2, full[:-2] + [a2.shape[-2], kdim],
+                             list(i[:-2]) + [i[-2], r.var])
+        bi = broadcast_index(b2, full[:-2] + [kdim, b2.shape[-1]],
+                             list(i[:-2]) + [r.var, i[-1]])
+        x, y = a2[ai], b2[bi]
+        if x.dtype != acc:
+            x, y = B.cast(acc, x), B.cast(acc, y)
+        return reduce("sum", x * y, [r])
+
+    res = compute(name, full, body, acc)
+    return reshape(f"{name}_r", res, out_shape)
+
+
+def window_index(i: Expr, r: Expr, stride: int, dilation: int, pad: int) -> Expr:
+    e = i * idx(stride) if stride != 1 else i
+    rr = r * idx(dilation) if dilation != 1 else r
+    e = e + rr
+    return e - idx(pad) if pad else e
+
+
+def in_bounds(exprs: Sequence[Expr], extents: Sequence[int]) -> Expr | None:
+    conds: list[Expr] = []
+    for e, n in zip(exprs, extents, strict=True):
+        conds.append(e >= idx(0))
+        conds.append(e < idx(n))
+    out: Expr | None = None
+    for c in conds:
+        out = c if out is None else B.and_(out, c)
+    return out
+
+
+def safe_index(e: Expr, n: int) -> Expr:
+    """Clamp into [0, n) so a masked-off load stays in bounds."""
+    return B.max_(B.min_(e, idx(n - 1)), idx(0))
+
+
+__all__ = [
+    "INDEX", "Tensor", "Var", "broadcast_index", "cast", "compute", "concat", "elementwise",
+    "flat_index", "in_bounds", "load_bcast", "matmul", "reduce", "reduce_axes", "reshape",
+    "rvar", "safe_index", "scalar", "te", "transpose", "unflatten", "window_index",
+]
+
+
+def conv(name: str, x: Tensor, w: Tensor, bias: Tensor | None, out_shape: Sequence[int],
+         strides: Sequence[int], dilations: Sequence[int], pads_begin: Sequence[int],
+         group: int, acc: DType | None = None) -> Tensor:
+    """N-D grouped convolution, NC[spatial] layout; padding is a predicate, not a copy."""
+    k = len(out_shape) - 2
+    cin_g = w.shape[1]
+    m_per_g = out_shape[1] // group
+    acc = acc or x.dtype
+
+    def body(*i):
+        n, m, sp = i[0], i[1], i[2:]
+        rc = rvar("rc", cin_g)
+        rs = [rvar(f"rk{j}", w.shape[2 + j]) for j in range(k)]
+        pos = [window_index(sp[j], rs[j].var, strides[j], dilations[j], pads_begin[j])
+               for j in range(k)]
+        g = B.floordiv(m, idx(m_per_g)) if group > 1 else None
+        c = g * idx(cin_g) + rc.var if g is not None else rc.var
+        cond = in_bounds(pos, x.shape[2:]) if any(pads_begin) or _may_overrun(
+            x, w, out_shape, strides, dilations, pads_begin) else None
+        xv = x[(n, c, *pos)]
+        wv = w[(m, rc.var, *(r.var for r in rs))]
+        if xv.dtype != acc:
+            xv, wv = B.cast(acc, xv), B.cast(acc, wv)
+        return reduce("sum", xv * wv, [rc, *rs], where=cond)
+
+    out = compute(name, out_shape, body, acc)
+    if bias is None:
+        return out
+    return compute(f"{name}_bias", out_shape, lambda *i: out[i] + bias[(i[1],)])
+
+
+def _may_overrun(x, w, out_shape, strides, dilations, pads_begin) -> bool:
+    for j in range(len(out_shape) - 2):
+        last = (out_shape[2 + j] - 1) * strides[j] + (w.shape[2 + j] - 1) * dilations[j] \
+            - pads_begin[j]
+        if last >= x.shape[2 + j]:
+            return True
+    return False
+
+
+def pool(name: str, x: Tensor, out_shape: Sequence[int], kernel: Sequence[int],
+         strides: Sequence[int], dilations: Sequence[int], pads_begin: Sequence[int],
+         kind: str, count_include_pad: bool = False,
+         pads_end: Sequence[int] | None = None) -> Tensor:
+    """Max or average pooling over the trailing spatial dims of an NC[spatial] tensor."""
+    k = len(kernel)
+    spatial = x.shape[2:]
+
+    def positions(sp, rs):
+        return [window_index(sp[j], rs[j].var, strides[j], dilations[j], pads_begin[j])
+                for j in range(k)]
+
+    def total(*i):
+        rs = [rvar(f"rk{j}", kernel[j]) for j in range(k)]
+        pos = positions(i[2:], rs)
+        v = x[(i[0], i[1], *pos)]
+        kind_ = "max" if kind == "max" else "sum"
+        return reduce(kind_, v, rs, where=in_bounds(pos, spatial))
+
+    acc = compute(name, out_shape, total, x.dtype)
+    if kind == "max":
+        return acc
+
+    def count(*i):
+        rs = [rvar(f"rc{j}", kernel[j]) for j in range(k)]
+        pos = positions(i[2:], rs)
+        if count_include_pad:
+            ends = pads_end or pads_begin
+            cond = in_bounds([p + idx(pads_begin[j]) for j, p in enumerate(pos)],
+                             [spatial[j] + pads_begin[j] + ends[j] for j in range(k)])
+        else:
+            cond = in_bounds(pos, spatial)
+        one = scalar(1, x.dtype)
+        return reduce("sum", one, rs, where=cond)
+
+    cnt = compute(f"{name}_n", out_shape, count, x.dtype)
+    return compute(f"{name}_avg", out_shape, lambda *i: acc[i] / cnt[i])
