@@ -17,6 +17,7 @@ Checked:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +86,11 @@ def _conforms(value: object, ann: str) -> bool:
     return kind is None or isinstance(value, kind)
 
 
+@functools.cache
+def _annotations(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((f.name, str(f.type)) for f in fields(cls) if f.init)
+
+
 def _operand_ok(dtype: DType, rule: str) -> bool:
     if rule == "num":
         return is_int(dtype) or is_float(dtype)
@@ -142,11 +148,10 @@ class _Verifier:
         self.visit(f.body)
 
     def fields(self, node: Node) -> None:
-        for f in fields(type(node)):
-            if f.init and not _conforms(getattr(node, f.name), str(f.type)):
-                got = type(getattr(node, f.name)).__name__
-                raise self.fail(node, f"{type(node).__name__}.{f.name} must be {f.type}, "
-                                      f"not {got}")
+        for name, ann in _annotations(type(node)):
+            if not _conforms(getattr(node, name), ann):
+                got = type(getattr(node, name)).__name__
+                raise self.fail(node, f"{type(node).__name__}.{name} must be {ann}, not {got}")
 
     def scalar_var(self, v: Var) -> None:
         self.dtype(v, v.dtype)
@@ -189,7 +194,7 @@ class _Verifier:
         bound = self.names.get(buf.name)
         if not isinstance(bound, Buffer):
             raise self.fail(node, f"undefined buffer '{buf.name}'")
-        if bound != buf:
+        if bound is not buf and bound != buf:
             raise self.fail(node, f"buffer '{buf.name}' does not match its definition")
         if len(indices) != buf.rank:
             raise self.fail(node, f"'{buf.name}' has rank {buf.rank} but is indexed with "

@@ -61,11 +61,11 @@ class Window:
         """(output size, pad begin, pad end) along spatial axis i for an input extent."""
         s, span = self.strides[i], self.span(i)
         if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            # total < 0 (kernel shorter than stride) crops; halves truncate like C
             out = -(-size // s)
-            total = max(0, (out - 1) * s + span - size)
-            small = total // 2
-            begin = small if self.auto_pad == "SAME_UPPER" else total - small
-            return out, begin, total - begin
+            total = (out - 1) * s + span - size
+            half = int(total / 2) if self.auto_pad == "SAME_UPPER" else int((total + 1) / 2)
+            return out, half, total - half
         if self.auto_pad == "VALID":
             return (size - span) // s + 1, 0, 0
         pb, pe = self.pads[i], self.pads[self.n + i]
@@ -140,7 +140,7 @@ def check_rank(ctx: InferCtx, t: TensorType, what: str, rank: int | None = None,
 def spatial_out(ctx: InferCtx, win: Window, dims: Sequence[Dim]) -> tuple[Dim, ...]:
     out = win.out_dims(dims)
     for d, o in zip(dims, out, strict=True):
-        if isinstance(o, int) and o < 1 and isinstance(d, int) and d > 0:
+        if isinstance(o, int) and o < 0:
             raise ctx.fail(f"window {list(win.kernel)} does not fit the input spatial "
                            f"shape {list(dims)} (output extent {o})")
     return out

@@ -3,9 +3,10 @@ variadic Max/Min/Sum/Mean, Where, Clip, Identity and Dropout.
 
 The factories `unary`, `binary` and `variadic` build most of them (activation.py reuses
 them). Float16, bfloat16 and float8 math is done in float32 and rounded once to the input
-type; float32 math stays in float32. Integer arithmetic wraps (two's complement); integer
-Div truncates toward zero and integer Mod (fmod=0) takes the sign of the divisor. Integer
-division by zero is undefined in ONNX; the reference returns 0.
+type; float32 math stays in float32 (Pow alone runs in float64 and rounds once). Integer
+arithmetic wraps (two's complement); integer Div truncates toward zero and integer Mod
+(fmod=0) takes the sign of the divisor. Integer division by zero is undefined in ONNX; the
+reference returns 0.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def floatfn(f: Callable[..., np.ndarray]) -> Fn:
 
 
 def _out(y: Any, dtype: np.dtype) -> np.ndarray:
-    return np.asarray(y).astype(dtype, copy=False)
+    """A fresh array of the declared dtype (never a view of an input)."""
+    return np.asarray(y).astype(dtype)
 
 
 def _need(ctx: InferCtx, i: int) -> TensorType:
@@ -366,7 +368,7 @@ register(OpDef("Clip", _clip_infer, _clip_ref, kind=Kind.BROADCAST, inputs=(1, 3
                upgrade=_clip_upgrade))
 
 
-unary("Identity", lambda x, a: x.copy(), ANY)
+unary("Identity", lambda x, a: x, ANY)
 
 # ---------------------------------------------------------------------------------------
 # Dropout

@@ -144,11 +144,13 @@ def _einsum_infer(ctx: InferCtx) -> list[TensorType]:
     if len(eq.inputs) != len(ctx.inputs):
         raise ctx.fail(f"equation has {len(eq.inputs)} terms for {len(ctx.inputs)} inputs")
     dims: dict[str, Dim] = {}
+    unknown: set[str] = set()  # labels of inputs of unknown rank (could broadcast a 1)
     ell: list[tuple[Dim, ...] | None] = []
     for k, (term, t) in enumerate(zip(eq.inputs, ctx.inputs, strict=True)):
         n = len(term) - (ELLIPSIS in term)
         if t.shape is None:
             ell.append(None)
+            unknown.update(term)
             continue
         if len(t.shape) < n or (ELLIPSIS not in term and len(t.shape) != n):
             raise ctx.fail(f"term {''.join(term)!r} does not fit input {k} {t}")
@@ -174,7 +176,8 @@ def _einsum_infer(ctx: InferCtx) -> list[TensorType]:
     shape: list[Dim] = []
     for c in eq.output:
         if c != ELLIPSIS:
-            shape.append(dims.get(c, UNKNOWN))
+            d = dims.get(c, UNKNOWN)
+            shape.append(UNKNOWN if d == 1 and c in unknown else d)
         elif any(s is None for s in ell):
             return [TensorType(None, dt)]
         else:

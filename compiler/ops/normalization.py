@@ -224,7 +224,7 @@ register(OpDef(
 
 def _gn_upgrade(ictx) -> None:
     if "scale_per_group" in ictx.attrs:
-        raise ictx.fail("has no attribute 'scale_per_group'")
+        raise ictx.fail("attribute 'scale_per_group' is internal to Anvil, not an ONNX attribute")
     if ictx.opset < 21:
         ictx.attrs["scale_per_group"] = 1  # opset 18: scale and bias have num_groups entries
 

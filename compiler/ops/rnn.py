@@ -167,18 +167,20 @@ def _lstm_cell(gx, h, c, r, rb, p, acts, attrs):
 
 
 def _bind_activations(attrs, names: list[str]) -> list[Callable]:
+    """Activation callables; `clip` bounds the gate inputs (not LSTM's h(C_t), as in ORT)."""
     alphas = list(attrs.get("activation_alpha", ()))
     betas = list(attrs.get("activation_beta", ()))
     clip = attrs.get("clip")
     out = []
-    for name in names:
+    for k, name in enumerate(names):
         fn, da, db = ACTIVATIONS[name]
+        lim = clip if k < 2 else None
         al = alphas.pop(0) if da is not None and alphas else da
         be = betas.pop(0) if db is not None and betas else db
 
-        def act(x, fn=fn, al=al, be=be):
-            if clip is not None:
-                x = np.clip(x, -clip, clip)
+        def act(x, fn=fn, al=al, be=be, lim=lim):
+            if lim is not None:
+                x = np.clip(x, -lim, lim)
             return fn(x, al, be).astype(x.dtype, copy=False)
 
         out.append(act)
@@ -226,7 +228,8 @@ def _ref(fam: _Family):
                 h = np.where(valid[:, None], h_new, h)
                 c = np.where(valid[:, None], c_new, c)
                 y[t[valid], d, bidx[valid]] = h[valid]
-            yh[d], yc[d] = h, c
+            empty = (lens == 0)[:, None]  # an empty sequence has zero final states
+            yh[d], yc[d] = np.where(empty, 0, h), np.where(empty, 0, c)
         if a["layout"] == 1:
             y = y.transpose(2, 0, 1, 3)
             yh, yc = yh.transpose(1, 0, 2), yc.transpose(1, 0, 2)

@@ -17,7 +17,7 @@ from compiler.ops.reduce import FLOATS, compute_dtype, need
 
 def _upgrade(ictx) -> None:
     if "coerce_2d" in ictx.attrs:
-        raise ictx.fail("has no attribute 'coerce_2d'")
+        raise ictx.fail("attribute 'coerce_2d' is internal to Anvil, not an ONNX attribute")
     if ictx.opset < 13:
         ictx.attrs.setdefault("axis", 1)
         ictx.attrs["coerce_2d"] = 1
