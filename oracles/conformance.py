@@ -105,6 +105,7 @@ def run_case(case, target: str) -> tuple[str, str]:
     try:
         rep = prepare(case.model, target=target)
         for inputs, outputs in case.data_sets:
+            inputs, outputs = _arrays(inputs), _arrays(outputs)
             got = rep.run(list(inputs))
             if len(got) < len(outputs):
                 return "fail", f"{len(got)} outputs, expected {len(outputs)}"
@@ -117,6 +118,14 @@ def run_case(case, target: str) -> tuple[str, str]:
     except Exception as e:  # an internal error: a bug in Anvil, reported as such
         return "error", f"INTERNAL {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return "pass", ""
+
+
+def _arrays(values) -> list:
+    """onnx's cases hold some values as TensorProtos (float8, int4, strings)."""
+    import onnx
+    from onnx import numpy_helper
+
+    return [numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for v in values]
 
 
 def run_all(target: str = "interp", pattern: str = "*", progress: bool = True) -> list[Result]:

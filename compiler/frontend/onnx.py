@@ -34,6 +34,7 @@ from compiler.graph.ir import (
 from compiler.ops.base import REQUIRED, InferCtx, get_op
 
 ML_DOMAIN = "ai.onnx.ml"
+MIN_OPSET = 7
 
 
 def load(path: str | os.PathLike) -> onnx.ModelProto:
@@ -62,8 +63,8 @@ def import_model(model: onnx.ModelProto | str | os.PathLike) -> Module:
     if "ai.onnx" in opsets:
         opsets[""] = opsets.pop("ai.onnx")
     opsets.setdefault("", 7)
-    if opsets[""] < 7:
-        raise UnsupportedError(f"opset {opsets['']} is older than the oldest supported (7)")
+    if opsets[""] < 1:
+        raise UnsupportedError(f"opset {opsets['']} is not a valid opset")
     newest = onnx.defs.onnx_opset_version()
     if opsets[""] > newest:
         raise UnsupportedError(f"opset {opsets['']} is newer than the newest known ({newest})")
@@ -140,6 +141,12 @@ class ImportCtx:
         if i >= len(self.inputs) or not self.inputs[i]:
             return None
         return self._scope.const_value(self.inputs[i])
+
+    def input_type(self, i: int) -> TensorType | None:
+        """Type of input i (None when absent)."""
+        if i >= len(self.inputs) or not self.inputs[i]:
+            return None
+        return self._scope.lookup(self.inputs[i], self.where).type
 
     def add_const(self, value: Any, dtype: Any = None) -> str:
         """Bind a new constant; returns the value name to put in `inputs`."""
@@ -277,6 +284,8 @@ class _Importer:
         if node.op_type == "Constant" and domain == "":
             self.constant(ctx, scope, node)
             return
+        if domain == "" and ctx.opset < MIN_OPSET:
+            self.check_old_opset(node.op_type, ctx.opset, where)
         op = get_op(node.op_type) if domain in ("", ML_DOMAIN) else None
         if op is None:
             if self.expand_function(node, domain, scope, where):
@@ -313,6 +322,18 @@ class _Importer:
                                   origin=node.name))
         if not args or all(n == "" or scope.const_value(n) is not None for n in ctx.inputs):
             pass  # constant folding happens in graph passes, not at import
+
+    def check_old_opset(self, op_type: str, opset: int, where: str) -> None:
+        """Models older than opset 7 import only where the op has not changed since."""
+        try:
+            old = onnx.defs.get_schema(op_type, opset, "")
+            new = onnx.defs.get_schema(op_type, MIN_OPSET, "")
+        except Exception:
+            raise UnsupportedError(f"{op_type} at opset {opset} is not supported", where) \
+                from None
+        if old.since_version != new.since_version:
+            raise UnsupportedError(f"{op_type} at opset {opset} is older than the oldest "
+                                   f"supported form (opset {MIN_OPSET})", where)
 
     def constant(self, ctx: ImportCtx, scope: _Scope, node: onnx.NodeProto) -> None:
         """A Constant node becomes a Const binding."""

@@ -89,6 +89,10 @@ def _short(node: Node) -> str:
     return text if len(text) <= 72 else text[:69] + "..."
 
 
+def _show_index(idx: tuple) -> str:
+    return ", ".join(str(np.asarray(i).tolist()) for i in idx)
+
+
 class _Mem:
     """A buffer at run time. `init` is None when every element counts as initialised."""
 
@@ -421,8 +425,7 @@ class _Compiler:
         what = "load" if isinstance(node, BufferLoad) else "store"
 
         def oob(mem: _Mem, idx: tuple) -> UndefinedBehavior:
-            shown = ", ".join(str(i) if np.ndim(i) == 0 else str(list(i)) for i in idx)
-            return self.ub(node, f"out-of-bounds {what} {mem.name}[{shown}] (shape "
+            return self.ub(node, f"out-of-bounds {what} {mem.name}[{_show_index(idx)}] (shape "
                                  f"{list(mem.shape)})")
 
         if lanes == 1 and len(fidx) == 1:
@@ -468,8 +471,7 @@ class _Compiler:
         slot, index = self.access(e)
 
         def uninit(mem: _Mem, idx: tuple) -> UndefinedBehavior:
-            shown = ", ".join(str(i) if np.ndim(i) == 0 else str(list(i)) for i in idx)
-            return self.ub(e, f"read of uninitialised memory {mem.name}[{shown}]")
+            return self.ub(e, f"read of uninitialised memory {mem.name}[{_show_index(idx)}]")
 
         if e.lanes != 1:
             def load_vector(env: Env) -> np.ndarray:

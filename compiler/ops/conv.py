@@ -188,8 +188,12 @@ def pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
     crop = tuple(slice(max(0, -b), x.shape[2 + i] - max(0, -e))
                  for i, (b, e) in enumerate(zip(begin, end, strict=True)))
     x = x[(slice(None), slice(None)) + crop]
-    widths = [(0, 0), (0, 0)] + [(max(0, b), max(0, e)) for b, e in zip(begin, end, strict=True)]
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    lo = [max(0, b) for b in begin]
+    shape = [d + b + max(0, e) for d, b, e in zip(x.shape[2:], lo, end, strict=True)]
+    res = np.full(x.shape[:2] + tuple(shape), value, dtype=x.dtype)
+    res[(slice(None), slice(None)) + tuple(slice(b, b + d) for b, d in zip(lo, x.shape[2:],
+                                                                        strict=True))] = x
+    return res
 
 
 def taps(win: Window, out: Sequence[int]) -> Iterator[tuple[int, tuple[slice, ...]]]:

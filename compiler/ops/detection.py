@@ -172,39 +172,41 @@ def _bilinear_taps(c: np.ndarray, size: int):
     edge = low >= size - 1
     low = np.where(edge, size - 1, low)
     high = np.where(edge, size - 1, low + 1)
-    c = np.where(edge, low, c)
-    frac = c - low
+    frac = np.where(edge, 0, c - low.astype(c.dtype)).astype(c.dtype)
     return low, high, 1 - frac, frac
 
 
 def _roi_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     x, rois, bidx = ins
     a = ctx.attrs
-    ph, pw, scale = a["output_height"], a["output_width"], a["spatial_scale"]
+    ph, pw = a["output_height"], a["output_width"]
     half = a["coordinate_transformation_mode"] == "half_pixel"
     _, ch, height, width = x.shape
-    ct = np.float64 if x.dtype == np.float64 else np.float32
+    # coordinates in the input precision (at least float32), as the spec's kernels do
+    ct = np.dtype(np.float64 if x.dtype == np.float64 else np.float32).type
     data = x.astype(ct)
     y = np.zeros((rois.shape[0], ch, ph, pw), ct)
     for r in range(rois.shape[0]):
-        x0, y0, x1, y1 = (float(v) * scale - (0.5 if half else 0.0) for v in rois[r])
+        x0, y0, x1, y1 = rois[r].astype(ct) * ct(a["spatial_scale"]) - ct(0.5 if half else 0)
         rw, rh = x1 - x0, y1 - y0
         if not half:
-            rw, rh = max(rw, 1.0), max(rh, 1.0)
-        bh, bw = rh / ph, rw / pw
+            rw, rh = max(rw, ct(1)), max(rh, ct(1))
+        bh, bw = rh / ct(ph), rw / ct(pw)
         gh = a["sampling_ratio"] or int(np.ceil(rh / ph))
         gw = a["sampling_ratio"] or int(np.ceil(rw / pw))
         # sample coordinates: (ph, gh) along y and (pw, gw) along x
-        ys = y0 + np.arange(ph)[:, None] * bh + (np.arange(gh)[None, :] + 0.5) * bh / gh
-        xs = x0 + np.arange(pw)[:, None] * bw + (np.arange(gw)[None, :] + 0.5) * bw / gw
-        yv = ys[:, None, :, None] * np.ones((1, pw, 1, gw))  # (ph, pw, gh, gw)
-        xv = xs[None, :, None, :] * np.ones((ph, 1, gh, 1))
+        ys = (y0 + np.arange(ph, dtype=ct)[:, None] * bh
+              + (np.arange(gh, dtype=ct)[None, :] + ct(0.5)) * bh / ct(gh))
+        xs = (x0 + np.arange(pw, dtype=ct)[:, None] * bw
+              + (np.arange(gw, dtype=ct)[None, :] + ct(0.5)) * bw / ct(gw))
+        yv = np.broadcast_to(ys[:, None, :, None], (ph, pw, gh, gw))
+        xv = np.broadcast_to(xs[None, :, None, :], (ph, pw, gh, gw))
         inside = (yv >= -1.0) & (yv <= height) & (xv >= -1.0) & (xv <= width)
         yl, yh, hy, ly = _bilinear_taps(yv, height)
         xl, xh, hx, lx = _bilinear_taps(xv, width)
         img = data[int(bidx[r])]  # (C, H, W)
         terms = [(hy * hx, yl, xl), (hy * lx, yl, xh), (ly * hx, yh, xl), (ly * lx, yh, xh)]
-        vals = [np.where(inside, w, 0).astype(ct) * img[:, yi, xi] for w, yi, xi in terms]
+        vals = [np.where(inside, w, ct(0)) * img[:, yi, xi] for w, yi, xi in terms]
         if a["mode"] == "avg":
             s = vals[0] + vals[1] + vals[2] + vals[3]
             y[r] = s.sum(axis=(-2, -1)) / max(gh * gw, 1)
@@ -415,8 +417,8 @@ def _ag_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     align = ctx.attrs["align_corners"]
 
     def axis(d: int) -> np.ndarray:
-        if d == 1:
-            return np.zeros(1)
+        if d == 1 and align:
+            return np.array([-1.0])  # as onnxruntime and the ONNX reference (torch gives 0)
         i = np.arange(d, dtype=np.float64)
         return i * 2 / (d - 1) - 1 if align else (2 * i + 1) / d - 1
 

@@ -4,7 +4,6 @@ and hand-computed values; opset upgrades (axes/k attributes -> inputs); clean ty
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
