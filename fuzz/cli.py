@@ -113,14 +113,36 @@ def cmd_compile(args) -> int:
 
     module = import_model(args.model)
     verify(module)
-    if args.emit != "graph":
-        raise _UserError(f"--emit {args.emit} is not available yet (available: graph)")
-    text = print_module(module)
+    if args.emit == "graph":
+        text = print_module(module)
+    else:
+        text = _emit_native(module, args)
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _emit_native(module, args) -> str:
+    from compiler.driver import compile as compile_module
+
+    target = args.target if args.target != "interp" else {"c": "c"}.get(args.emit, "llvm")
+    exe = compile_module(module, target=target, opt_level=args.opt_level)
+    funcs = exe.lower_static()
+    if args.emit == "loop":
+        from compiler.loop.printer import print_module as print_loop
+
+        return print_loop(funcs)
+    if args.emit == "llvm":
+        from compiler.codegen.llvm import emit_llvm_ir
+
+        return emit_llvm_ir(funcs)
+    if args.emit == "c":
+        from compiler.codegen.c import emit_c
+
+        return emit_c(funcs)
+    raise _UserError(f"unknown --emit {args.emit}")
 
 
 def cmd_conformance(args) -> int:
@@ -154,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--target", default="interp")
     p.add_argument("--emit", default="graph", choices=["graph", "loop", "llvm", "c"])
+    p.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
+                   help="optimisation level (-O0..-O3)")
     p.add_argument("-o", "--output")
     p.set_defaults(fn=cmd_compile)
 

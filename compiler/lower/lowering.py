@@ -15,7 +15,7 @@ import numpy as np
 
 from compiler.errors import UnsupportedError
 from compiler.graph.ir import TensorType
-from compiler.loop.ir import PrimFunc
+from compiler.loop.ir import SUPPORTED_DTYPES, PrimFunc
 from compiler.lower import te
 from compiler.ops.base import InferCtx, OpDef
 
@@ -74,6 +74,10 @@ def lower_call(op: OpDef, attrs: dict[str, Any], args: Sequence[np.ndarray | Non
         if not t.is_static:
             raise UnsupportedError(f"{op.name} output {k} has no static shape ({t}) at "
                                    f"compile time", where or None)
+    for t in [*in_types, *out_types]:
+        if t is not None and t.dtype not in SUPPORTED_DTYPES:
+            raise UnsupportedError(f"{op.name}: dtype {t.dtype} is not supported by native "
+                                   f"targets", where or None)
     ctx = LowerCtx(op.name, attrs, in_types, out_types, values, where)
     holders = [te.placeholder(f"in{i}", t.shape, t.dtype) if t is not None else None
                for i, t in enumerate(in_types)]

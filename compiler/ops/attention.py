@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import (
     Attr,
@@ -357,6 +358,8 @@ def _rotary_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
         xs = x.reshape(b, s, a["num_heads"], hd // a["num_heads"])
     rot = a["rotary_embedding_dim"] or xs.shape[3]
     if pos is not None:
+        if pos.size and (pos.min() < 0 or pos.max() >= cos.shape[0]):
+            raise ExecutionError(f"RotaryEmbedding: position_ids must lie in [0, {cos.shape[0]})")
         cos, sin = cos[pos], sin[pos]
     cos, sin = cos[:, :, None, :], sin[:, :, None, :]  # (B, S, 1, rot/2)
     xr, keep = xs[..., :rot], xs[..., rot:]

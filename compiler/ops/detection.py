@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import (
     Attr,
@@ -185,6 +186,8 @@ def _roi_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     # coordinates in the input precision (at least float32), as the spec's kernels do
     ct = np.dtype(np.float64 if x.dtype == np.float64 else np.float32).type
     data = x.astype(ct)
+    if bidx.size and (bidx.min() < 0 or bidx.max() >= x.shape[0]):
+        raise ExecutionError(f"RoiAlign: batch_indices must lie in [0, {x.shape[0]})")
     y = np.zeros((rois.shape[0], ch, ph, pw), ct)
     for r in range(rois.shape[0]):
         x0, y0, x1, y1 = rois[r].astype(ct) * ct(a["spatial_scale"]) - ct(0.5 if half else 0)
@@ -413,6 +416,10 @@ def _ag_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _ag_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     theta, size = ins
+    sp = theta.shape[1]
+    if size.shape != (sp + 2,) or size[0] != theta.shape[0] or (size < 1).any():
+        raise ExecutionError(f"AffineGrid: size {size.tolist()} does not fit theta "
+                             f"{list(theta.shape)}")
     dims = [int(v) for v in size[2:]]
     align = ctx.attrs["align_corners"]
 

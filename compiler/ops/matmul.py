@@ -210,13 +210,8 @@ def gemm_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(a.dtype)]
 
 
-def gemm_upgrade(ictx) -> None:
-    ictx.attrs.pop("broadcast", None)  # Gemm-1/6: C broadcasting was opt-in; now always on
-
-
 register(OpDef(
     "Gemm", gemm_infer, gemm_ref, inputs=(2, 3), kind=Kind.COMPLEX_OUT_FUSABLE,
-    upgrade=gemm_upgrade,
     attrs={"alpha": Attr("float", 1.0), "beta": Attr("float", 1.0), "transA": Attr("int", 0),
            "transB": Attr("int", 0)},
     doc="alpha * A' @ B' + beta * C with optional transposes and broadcast C",

@@ -149,12 +149,6 @@ def max_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return res
 
 
-def upgrade_lp(ictx) -> None:
-    p = ictx.attrs.get("p")
-    if isinstance(p, float):  # LpPool-1 / GlobalLpPool-1 took p as a float
-        ictx.attrs["p"] = int(p)
-
-
 register(OpDef(
     "MaxPool", pool_infer(MAX_TYPES), max_ref, outputs=(1, 2), kind=Kind.COMPLEX_OUT_FUSABLE,
     attrs=dict(WINDOW_ATTRS, storage_order=Attr("int", 0)),
@@ -166,7 +160,7 @@ register(OpDef(
     doc="mean over each window, with or without the pads in the divisor",
 ))
 register(OpDef(
-    "LpPool", pool_infer(FLOATS), lp_ref, kind=Kind.COMPLEX_OUT_FUSABLE, upgrade=upgrade_lp,
+    "LpPool", pool_infer(FLOATS), lp_ref, kind=Kind.COMPLEX_OUT_FUSABLE,
     attrs=dict(WINDOW_ATTRS, p=Attr("int", 2)), doc="p-norm over each window",
 ))
 
@@ -205,7 +199,7 @@ register(OpDef("GlobalMaxPool", global_infer,
                global_pool(lambda x, a, _: np.max(x, axis=a, keepdims=True)),
                kind=Kind.COMPLEX_OUT_FUSABLE, doc="max over all spatial axes"))
 register(OpDef("GlobalLpPool", global_infer, global_pool(_global_lp), attrs={"p": Attr("int", 2)},
-               kind=Kind.COMPLEX_OUT_FUSABLE, upgrade=upgrade_lp,
+               kind=Kind.COMPLEX_OUT_FUSABLE,
                doc="p-norm over all spatial axes"))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, dim_eq, register
 
@@ -204,6 +205,8 @@ def _ref(fam: _Family):
         if b is None:
             b = np.zeros((dirs, 2 * gh), ct)
         lens = np.full(batch, seq, np.int64) if lens is None else lens.astype(np.int64)
+        if lens.size and (lens.min() < 0 or lens.max() > seq):
+            raise ExecutionError(f"{fam.name}: sequence_lens must lie in [0, {seq}]")
         zeros = np.zeros((dirs, batch, n), ct)
         h0 = zeros if h0 is None else h0.astype(ct)
         c0 = zeros if c0 is None else c0.astype(ct)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, register
 
@@ -98,10 +99,14 @@ def _dft_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     x, n, axis = list(ins) + [None] * (3 - len(ins))
     inverse, onesided = ctx.attrs["inverse"], ctx.attrs["onesided"]
     axis = -2 if axis is None else int(axis.reshape(-1)[0])
+    if not (-x.ndim <= axis <= -2 or 0 <= axis <= x.ndim - 2):
+        raise ExecutionError(f"DFT: axis {axis} out of range for rank {x.ndim}")
     axis %= x.ndim
     if n is None:
         n = 2 * (x.shape[axis] - 1) if inverse and onesided else x.shape[axis]
     n = int(np.asarray(n).reshape(-1)[0])
+    if n < 1:
+        raise ExecutionError(f"DFT: dft_length must be positive, got {n}")
     z = _to_complex(x)
     if inverse and onesided:
         y = np.fft.irfft(z, n=n, axis=axis)[..., None]
@@ -178,6 +183,9 @@ def _stft_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
         flen = x.shape[1]
     if win is None:
         win = np.ones(flen, x.dtype)
+    if step < 1 or not 1 <= flen <= x.shape[1] or win.shape[0] != flen:
+        raise ExecutionError(f"STFT: bad frame_step {step} / frame_length {flen} / window "
+                             f"length {win.shape[0]} for a signal of length {x.shape[1]}")
     frames = (x.shape[1] - flen) // step + 1
     idx = np.arange(frames)[:, None] * step + np.arange(flen)[None, :]
     z = _to_complex(x)[:, idx] * win  # (batch, frames, flen)
@@ -228,6 +236,8 @@ def _window(name: str, coeffs: tuple[float, ...]) -> None:
 
     def ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
         size = int(ins[0].reshape(-1)[0])
+        if size < 0:
+            raise ExecutionError(f"{name}: size must be nonnegative, got {size}")
         dt = ctx.out_types[0].dtype
         ct = dt.np if dt.is_float else np.dtype(np.float64)
         period = size if ctx.attrs["periodic"] else size - 1
@@ -280,6 +290,9 @@ def _mel_infer(ctx: InferCtx) -> list[TensorType]:
 def _mel_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     bins, n, rate = (int(v.reshape(-1)[0]) for v in ins[:3])
     lo, hi = (float(v.reshape(-1)[0]) for v in ins[3:5])
+    if min(bins, n, rate) < 1:
+        raise ExecutionError("MelWeightMatrix: num_mel_bins, dft_length and sample_rate must "
+                             "be positive")
     nspec = n // 2 + 1
 
     def mel(f: float) -> float:

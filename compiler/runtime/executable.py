@@ -148,3 +148,49 @@ class Executable:
 
     def kernel_funcs(self) -> list[PrimFunc]:
         return [f for _, f in self.kernels.values()]
+
+    def lower_static(self) -> list[PrimFunc]:
+        """Lower every call of a statically shaped model without running it (for --emit and
+        ahead-of-time compilation); fails cleanly where a kernel depends on runtime values."""
+        from compiler.graph.ir import TensorType
+
+        fn = self.module.main
+        types: dict[Var, TensorType] = {}
+        values: dict[Var, np.ndarray] = {}
+        for prm in fn.params:
+            if not prm.type.is_static:
+                raise UnsupportedError(f"input %{prm.name} has no static shape ({prm.type})")
+            types[prm] = prm.type
+        funcs: list[PrimFunc] = []
+        for i, b in enumerate(fn.body):
+            e = b.expr
+            if isinstance(e, Const):
+                types[b.outs[0]] = e.value.type
+                values[b.outs[0]] = e.value.array
+                continue
+            where = f"@{fn.name} binding {i} ({e.op})"
+            op = get_op(e.op)
+            if op is None or op.host:
+                raise UnsupportedError(f"{e.op} runs on the host; its output shapes are known "
+                                       f"only at run time", where)
+            fake = []
+            for k, a in enumerate(e.args):
+                if a is None:
+                    fake.append(None)
+                elif k in op.shape_inputs:
+                    if a not in values:
+                        raise UnsupportedError(f"input {k} of {e.op} is computed at run time",
+                                               where)
+                    fake.append(values[a])
+                else:
+                    t = types[a]
+                    fake.append(np.lib.stride_tricks.as_strided(
+                        np.zeros((), t.dtype.np), t.shape, [0] * len(t.shape)))
+            key = kernel_key(op, e.attrs, fake)
+            func, outs = lower_call(op, e.attr_dict, fake, len(b.outs),
+                                    f"k{len(funcs)}_{op.name}", where)
+            self._types[key] = outs
+            funcs.append(func)
+            for o, t in zip(b.outs, outs, strict=False):
+                types[o] = t
+        return funcs

@@ -176,3 +176,10 @@ def test_affine_grid_type_errors():
         "AffineGrid", [theta, np.array([3, 1, 4, 4], np.int64)], opset=20, const=(1,))
     assert "theta rows" in import_error(
         "AffineGrid", [theta, np.array([2, 1, 4, 4, 4], np.int64)], opset=20, const=(1,))
+
+
+def test_roi_align_bad_batch_index_is_a_clean_runtime_error():
+    ins = _roi_inputs()
+    ins[2] = np.array([0, 1, 2, 0], np.int64)
+    with pytest.raises(AnvilError, match="batch_indices must lie in"):
+        prepare(one_node("RoiAlign", ins, opset=16)).run(ins)

@@ -122,3 +122,9 @@ def test_type_errors():
     bad = make_inputs("RNN")
     bad[4] = np.array([1, 2, 3], np.int64)
     assert "sequence_lens dtype int64" in import_error("RNN", bad, {})
+
+
+def test_sequence_lens_beyond_the_sequence_is_a_clean_runtime_error():
+    ins = make_inputs("RNN", lens=[4, 5, 1])
+    with pytest.raises(AnvilError, match="sequence_lens must lie in"):
+        prepare(one_node("RNN", ins, {})).run(ins)
