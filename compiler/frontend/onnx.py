@@ -236,9 +236,9 @@ class _Importer:
             if vi.name in inits:
                 continue  # an input with a default (initializer) is a constant here
             where = f"input {vi.name!r}"
-            if input_types is not None and k < len(input_types) and not vi.type.HasField(
-                "tensor_type"
-            ):
+            untyped = not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type
+            if input_types is not None and k < len(input_types) and untyped \
+                    and input_types[k] is not None:
                 t = input_types[k]
             else:
                 t = tensor_type_of(vi.type, where)
@@ -270,7 +270,8 @@ class _Importer:
         if domain not in self.opsets and domain != "":
             if (domain, node.op_type) not in self.functions:
                 raise UnsupportedError(f"op domain {domain!r} is not supported", where)
-        attrs = {a.name: self.attr(a, where, scope) for a in node.attribute}
+        body_types = self.body_input_types(node, scope, where)
+        attrs = {a.name: self.attr(a, where, scope, body_types) for a in node.attribute}
         ctx = ImportCtx(
             op=node.op_type,
             opset=self.opsets.get(domain, 1),
@@ -286,7 +287,9 @@ class _Importer:
             return
         if domain == "" and ctx.opset < MIN_OPSET:
             self.check_old_opset(node.op_type, ctx.opset, where)
-        op = get_op(node.op_type) if domain in ("", ML_DOMAIN) else None
+        op = get_op(node.op_type)
+        if op is not None and domain not in ("", ML_DOMAIN, op.domain):
+            op = None
         if op is None:
             if self.expand_function(node, domain, scope, where):
                 return
@@ -380,7 +383,26 @@ class _Importer:
                     out[k] = spec.default
         return out
 
-    def attr(self, a: onnx.AttributeProto, where: str, scope: _Scope) -> Any:
+    def body_input_types(self, node: onnx.NodeProto, scope: _Scope,
+                         where: str) -> list[TensorType] | None:
+        """Types for a Loop/Scan body's inputs, for bodies that leave them untyped."""
+        def typ(name: str) -> TensorType | None:
+            return scope.lookup(name, where).type if name else None
+
+        if node.op_type == "Loop" and not node.domain:
+            carried = [typ(n) for n in node.input[2:]]
+            return [TensorType((), DType.int64), TensorType((), DType.bool), *carried]
+        if node.op_type == "Scan" and not node.domain:
+            n_scan = next((a.i for a in node.attribute if a.name == "num_scan_inputs"), 0)
+            ins = [typ(n) for n in node.input]
+            state, scans = ins[: len(ins) - n_scan], ins[len(ins) - n_scan:]
+            return [*state, *(TensorType(None if t is None or t.shape is None
+                                         else (UNKNOWN,) * (len(t.shape) - 1), t.dtype)
+                              if t is not None else None for t in scans)]
+        return None
+
+    def attr(self, a: onnx.AttributeProto, where: str, scope: _Scope,
+             body_types: list[TensorType] | None = None) -> Any:
         A = onnx.AttributeProto
         if a.ref_attr_name:
             raise ModelError(f"attribute {a.name!r} refers to a function attribute", where)
@@ -402,7 +424,7 @@ class _Importer:
         if t == A.SPARSE_TENSOR:
             return Tensor(numpy_helper.to_array(a.sparse_tensor))
         if t == A.GRAPH:
-            return self.graph(a.g, a.name, outer={}, parent=scope)
+            return self.graph(a.g, a.name, outer={}, parent=scope, input_types=body_types)
         if t == A.TYPE_PROTO:
             return tensor_type_of(a.tp, where).dtype.value
         raise UnsupportedError(f"attribute {a.name!r} of kind {A.AttributeType.Name(t)}", where)

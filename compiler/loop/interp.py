@@ -22,7 +22,6 @@ writes the lanes in order (the highest lane wins).
 from __future__ import annotations
 
 import functools
-import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -65,7 +64,8 @@ from compiler.loop.ir import (
     is_float,
     is_int,
 )
-from compiler.loop.numeric import float_from_f64, float_from_ints, wrap_int
+from compiler.loop.numeric import float_from_f64, wrap_int
+from compiler.loop.semantics import FLOAT_INTRINSICS, cast_value, ieee_minmax, int_intrinsic
 from compiler.loop.verifier import verify
 
 
@@ -103,110 +103,6 @@ class _Mem:
         self.array = array
         self.init = init
         self.shape = array.shape
-
-
-# ----------------------------------------------------------------------------- value helpers
-
-
-def _to_array(value: Any, dtype: DType) -> np.ndarray:
-    return np.asarray(value, dtype=dtype.np)
-
-
-def _from_array(a: np.ndarray, dtype: DType, lanes: int) -> Any:
-    if lanes != 1:
-        return np.asarray(a, dtype.np).reshape(lanes)
-    if dtype is DType.bool:
-        return bool(a)
-    if is_int(dtype):
-        return int(a)
-    return dtype.np.type(a[()] if isinstance(a, np.ndarray) else a)
-
-
-def _ieee_minmax(is_min: bool, vector: bool) -> Callable[[Any, Any], Any]:
-    """IEEE 754-2019 minimum/maximum: NaN-propagating, with -0.0 < +0.0."""
-    ufunc = np.minimum if is_min else np.maximum
-
-    def f(a: Any, b: Any) -> Any:
-        r = ufunc(a, b)
-        zeros = (a == b) & (a == 0)
-        if np.any(zeros):
-            neg = np.signbit(a) | np.signbit(b) if is_min else np.signbit(a) & np.signbit(b)
-            pick = np.where(neg, -np.abs(a), np.abs(a)).astype(np.asarray(a).dtype)
-            r = np.where(zeros, pick, r) if vector else pick[()]
-        return r
-
-    return f
-
-
-def _cast(value: Any, src: DType, dst: DType, lanes: int, fail: Callable[[str], None]) -> Any:
-    a = _to_array(value, src)
-    if src == dst:
-        out = a
-    elif dst is DType.bool:
-        out = a != 0
-    elif is_float(src) and is_int(dst):
-        t = np.trunc(a.astype(np.float64))
-        lo, hi = int_range(dst)
-        ok = (t >= float(lo)) & (t < float(hi + 1))
-        if not np.all(ok):
-            bad = np.asarray(a).reshape(-1)[~np.asarray(ok).reshape(-1)][0]
-            fail(f"cast of {bad} to {dst.value} is out of range")
-        out = t.astype(dst.np)
-    elif is_float(dst) and is_float(src):
-        out = float_from_f64(a.astype(np.float64), dst)
-    elif is_float(dst):
-        out = float_from_ints(a, dst) if src is not DType.bool else a.astype(dst.np)
-    else:
-        out = a.astype(dst.np)  # int/bool -> int: wraps
-    return _from_array(out, dst, lanes)
-
-
-def _in_f32(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a float ufunc; float16/bfloat16 compute in float32 and round once."""
-
-    def f(dtype: DType, *args: Any) -> Any:
-        if dtype in (DType.float16, DType.bfloat16):
-            out = np.asarray(fn(*(np.asarray(a, np.float32) for a in args)))
-            return out.astype(bool if out.dtype == bool else dtype.np)[()]
-        return fn(*args)
-
-    return f
-
-
-def _via_f64(fn: Callable[[float], float]) -> Callable[..., Any]:
-    vec = np.frompyfunc(fn, 1, 1)
-
-    def f(dtype: DType, x: Any) -> Any:
-        return float_from_f64(np.asarray(vec(np.asarray(x, np.float64)), np.float64), dtype)[()]
-
-    return f
-
-
-_FLOAT_INTRINSICS: dict[str, Callable[..., Any]] = {
-    "exp": _in_f32(np.exp), "exp2": _in_f32(np.exp2), "expm1": _in_f32(np.expm1),
-    "log": _in_f32(np.log), "log2": _in_f32(np.log2), "log10": _in_f32(np.log10),
-    "log1p": _in_f32(np.log1p), "sqrt": _in_f32(np.sqrt), "sin": _in_f32(np.sin),
-    "cos": _in_f32(np.cos), "tan": _in_f32(np.tan), "asin": _in_f32(np.arcsin),
-    "acos": _in_f32(np.arccos), "atan": _in_f32(np.arctan), "sinh": _in_f32(np.sinh),
-    "cosh": _in_f32(np.cosh), "tanh": _in_f32(np.tanh), "asinh": _in_f32(np.arcsinh),
-    "acosh": _in_f32(np.arccosh), "atanh": _in_f32(np.arctanh), "erf": _via_f64(math.erf),
-    "floor": _in_f32(np.floor), "ceil": _in_f32(np.ceil), "trunc": _in_f32(np.trunc),
-    "round": _in_f32(np.rint), "abs": _in_f32(np.abs), "pow": _in_f32(np.power),
-    "atan2": _in_f32(np.arctan2), "fmod": _in_f32(np.fmod),
-    "copysign": _in_f32(np.copysign), "hypot": _in_f32(np.hypot),
-    "isnan": _in_f32(np.isnan), "isinf": _in_f32(np.isinf), "isfinite": _in_f32(np.isfinite),
-}
-
-
-def _int_intrinsic(name: str, dtype: DType, vector: bool) -> Callable[[Any], Any]:
-    unsigned = np.dtype(f"uint{dtype.bits}")
-    if name == "abs":
-        return np.abs if vector else lambda a: wrap_int(abs(a), dtype)
-    if name == "popcount":
-        if vector:
-            return lambda a: np.bitwise_count(a.view(unsigned)).astype(dtype.np)
-        return lambda a: bin(a & ((1 << dtype.bits) - 1)).count("1")
-    raise AssertionError(f"no integer implementation of {name}")
 
 
 # ----------------------------------------------------------------------------- compiler
@@ -288,7 +184,7 @@ class _Compiler:
         if op in (BinKind.shl, BinKind.shr):
             return self.shift(e, fa, fb)
         if op in (BinKind.min, BinKind.max) and is_float(dt):
-            mm = _ieee_minmax(op is BinKind.min, vector)
+            mm = ieee_minmax(op is BinKind.min, vector)
             return lambda env: mm(fa(env), fb(env))
         fn = {
             BinKind.add: operator.add, BinKind.sub: operator.sub, BinKind.mul: operator.mul,
@@ -387,16 +283,16 @@ class _Compiler:
         def fail(message: str) -> None:
             raise self.ub(e, message)
 
-        return lambda env: _cast(fv(env), src, dst, lanes, fail)
+        return lambda env: cast_value(fv(env), src, dst, lanes, fail)
 
     def call(self, e: Call) -> Fn:
         fargs = [self.expr(a) for a in e.args]
         dt, vector = e.args[0].dtype, e.lanes != 1
         if is_int(dt):
-            fn = _int_intrinsic(e.op, dt, vector)
+            fn = int_intrinsic(e.op, dt, vector)
             (fa,) = fargs
             return lambda env: fn(fa(env))
-        ffn = _FLOAT_INTRINSICS[e.op]
+        ffn = FLOAT_INTRINSICS[e.op]
         to_bool = e.dtype is DType.bool and not vector
         if len(fargs) == 1:
             (fa,) = fargs
@@ -627,7 +523,7 @@ class Compiled:
                 if int(value) != value or not lo <= int(value) <= hi:
                     raise ValueError(f"{value!r} is not a value of {p.dtype.value}")
                 return int(value)
-            return p.dtype.np.type(float_from_f64(float(value), p.dtype))
+            return float_from_f64(float(value), p.dtype)[()]
         except (TypeError, ValueError) as err:
             raise ExecutionError(f"bad value for scalar parameter {p.name}: {err}",
                                  where=f"@{self.func.name}") from None

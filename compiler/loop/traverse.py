@@ -129,7 +129,8 @@ def rewrite(node: Node, rules: Sequence[Rule], fired: Counter[str] | None = None
 
     A rule is a small named function from a node to a new node or None. When `fired` is
     given, it counts how many times each rule (by `__name__`) fired. A rule that returns a
-    structurally equal node does not count as firing.
+    structurally equal node does not count as firing. Rules are not applied to the variables
+    in binder positions unless `binders=True`.
     """
     memo = _Memo()
     steps = 0

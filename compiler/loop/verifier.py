@@ -192,7 +192,9 @@ class _Verifier:
     def buffer_ref(self, node: Node, buf: Buffer, indices: tuple[Expr, ...]) -> int:
         """Checks a load/store target; returns the access's lanes."""
         bound = self.names.get(buf.name)
-        if not isinstance(bound, Buffer):
+        if isinstance(bound, Var):
+            raise self.fail(node, f"'{buf.name}' is a variable, not a buffer")
+        if bound is None:
             raise self.fail(node, f"undefined buffer '{buf.name}'")
         if bound is not buf and bound != buf:
             raise self.fail(node, f"buffer '{buf.name}' does not match its definition")

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 
 from compiler.dtypes import DType
 from compiler.loop import build as B
-from compiler.loop.ir import Expr, Var
+from compiler.loop.ir import BufferLoad, Cast, Expr, FloatImm, IntImm, Let, Var
+from compiler.loop.traverse import substitute, walk
 from compiler.lower import te
 from compiler.lower.te import INDEX, Tensor, compute, idx, reduce, rvar
 
@@ -295,3 +296,27 @@ def pool(name: str, x: Tensor, out_shape: Sequence[int], kernel: Sequence[int],
 
     cnt = compute(f"{name}_n", out_shape, count, x.dtype)
     return compute(f"{name}_avg", out_shape, lambda *i: acc[i] / cnt[i])
+
+
+# ---------------------------------------------------------------------------------------
+# shared subexpressions
+
+
+def let(value: Expr, body: Callable[[Expr], Expr], name: str = "v") -> Expr:
+    """`body(value)`, evaluating `value` once: when the body uses it more than once and it
+    is more than a load, literal or variable (or a cast of one), it is bound to a fresh
+    variable by a loop-IR `Let`."""
+    if _cheap(value):
+        return body(value)
+    v = Var(te._unique(name), value.dtype, value.lanes)
+    out = body(v)
+    uses = sum(1 for n in walk(out, binders=False) if isinstance(n, Var) and n.name == v.name)
+    if uses <= 1:
+        return substitute(out, {v: value}) if uses else out
+    return Let(v, value, out)
+
+
+def _cheap(e: Expr) -> bool:
+    if isinstance(e, Cast):
+        e = e.value
+    return isinstance(e, (Var, IntImm, FloatImm, BufferLoad))

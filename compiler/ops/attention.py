@@ -338,6 +338,11 @@ def _rotary_infer(ctx: InferCtx) -> list[TensorType]:
             head = _div(x.shape[2], a["num_heads"])
             if isinstance(x.shape[2], int) and x.shape[2] % a["num_heads"]:
                 raise ctx.fail(f"hidden size {x.shape[2]} not divisible by num_heads")
+        bs = (x.shape[0], x.shape[2] if x.rank == 4 else x.shape[1])
+        for t, what in ((cos, "cos_cache"), (sin, "sin_cache"), (pos, "position_ids")):
+            if t is not None and t.rank in (2, 3) and (t is pos or pos is None):
+                for d, w in zip(t.shape[:2], bs, strict=True):
+                    _same(ctx, d, w, f"{what} (batch, sequence) dims")
         rot = a["rotary_embedding_dim"] or head
         if isinstance(rot, int):
             if rot % 2 or (isinstance(head, int) and rot > head):

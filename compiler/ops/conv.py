@@ -139,7 +139,7 @@ def check_rank(ctx: InferCtx, t: TensorType, what: str, rank: int | None = None,
 
 def spatial_out(ctx: InferCtx, win: Window, dims: Sequence[Dim]) -> tuple[Dim, ...]:
     out = win.out_dims(dims)
-    for d, o in zip(dims, out, strict=True):
+    for o in out:
         if isinstance(o, int) and o < 0:
             raise ctx.fail(f"window {list(win.kernel)} does not fit the input spatial "
                            f"shape {list(dims)} (output extent {o})")

@@ -7,18 +7,25 @@ type; float32 math stays in float32 (Pow alone runs in float64 and rounds once).
 arithmetic wraps (two's complement); integer Div truncates toward zero and integer Mod
 (fmod=0) takes the sign of the divisor. Integer division by zero is undefined in ONNX; the
 reference returns 0.
+
+Each op also has a compute definition (its lowering to loops) built by the one factory
+`pointwise` from a loop-IR twin of its numpy body: the same formula, at the same (work)
+precision, rounded once to the output dtype.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr, int_range, is_float
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -31,6 +38,9 @@ from compiler.ops.base import (
     register,
 )
 
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
+
 D = DType
 FLOATS = (D.float16, D.bfloat16, D.float32, D.float64)
 FLOAT8 = (D.float8e4m3fn, D.float8e4m3fnuz, D.float8e5m2, D.float8e5m2fnuz)
@@ -41,6 +51,8 @@ NUMERIC = FLOATS + INTS
 ANY = tuple(d for d in DType)
 
 Fn = Callable[..., Any]  # (array..., attrs) -> array
+Lower = Callable[..., Expr]  # (input exprs at work precision, None where absent..., attrs) -> Expr
+Compute = Callable[["LowerCtx", list["te.Tensor | None"]], list[te.Tensor]]
 
 
 def work(x: np.ndarray) -> np.ndarray:
@@ -73,10 +85,48 @@ def _need(ctx: InferCtx, i: int) -> TensorType:
     return t
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering
+
+
+def work_expr(e: Expr) -> Expr:
+    """The loop-IR twin of `work`: float16 and bfloat16 values widened to float32."""
+    return B.cast(D.float32, e) if e.dtype in (D.float16, D.bfloat16) else e
+
+
+def _load(t: te.Tensor, shape: tuple[int, ...], axes: Sequence[Expr]) -> Expr:
+    if t.ndim > len(shape):  # a one-element bound of higher rank than x (Clip)
+        return t[(te.idx(0),) * t.ndim]
+    return topi.load_bcast(t, shape, axes)
+
+
+def pointwise(fn: Lower) -> Compute:
+    """The compute of an elementwise op: out = fn(*inputs, attrs) over the numpy broadcast
+    of the present inputs, each read at work precision (None where absent), the result cast
+    once to the output dtype."""
+
+    def compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+        out = ctx.out_types[0]
+
+        def body(*axes: Expr) -> Expr:
+            xs = [None if t is None else work_expr(_load(t, out.shape, axes)) for t in ins]
+            return fn(*xs, ctx.attrs)
+
+        return [te.compute(ctx.op, out.shape, body, out.dtype)]
+
+    return compute
+
+
+def fconst(like: Expr, value: float) -> Expr:
+    """`value` as an immediate of `like`'s dtype (rounded to it)."""
+    return topi.scalar(value, like.dtype)
+
+
 def unary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = None,
           attrs: dict[str, Attr] | None = None, check: Callable[[InferCtx], None] | None = None,
-          kind: Kind = Kind.ELEMWISE, doc: str = "") -> OpDef:
-    """y = fn(x, attrs), same shape; dtype `out` or the input's."""
+          kind: Kind = Kind.ELEMWISE, lower: Lower | None = None, doc: str = "") -> OpDef:
+    """y = fn(x, attrs), same shape; dtype `out` or the input's. `lower` is fn's loop-IR
+    twin (over an expression at work precision)."""
 
     def infer(ctx: InferCtx) -> list[TensorType]:
         t = _need(ctx, 0)
@@ -89,13 +139,14 @@ def unary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = Non
         x = ins[0]
         return [_out(fn(x, ctx.attrs), out.np if out else x.dtype)]
 
-    return register(OpDef(name, infer, ref, attrs=dict(attrs or {}), kind=kind, doc=doc))
+    return register(OpDef(name, infer, ref, attrs=dict(attrs or {}), kind=kind, doc=doc,
+                          compute=pointwise(lower) if lower else None))
 
 
 def binary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = None,
            rhs: Sequence[DType] | None = None, attrs: dict[str, Attr] | None = None,
            check: Callable[[InferCtx], None] | None = None, kind: Kind = Kind.BROADCAST,
-           doc: str = "") -> OpDef:
+           lower: Lower | None = None, doc: str = "") -> OpDef:
     """c = fn(a, b, attrs) with numpy broadcasting. Both inputs share one dtype unless `rhs`
     gives b its own allowed set. The result has dtype `out` or a's."""
 
@@ -117,12 +168,14 @@ def binary(name: str, fn: Fn, dtypes: Sequence[DType], *, out: DType | None = No
                      out.np if out else a.dtype)]
 
     return register(OpDef(name, infer, ref, attrs=dict(attrs or {}), kind=kind, inputs=(2, 2),
-                          doc=doc))
+                          doc=doc, compute=pointwise(lower) if lower else None))
 
 
 def variadic(name: str, fold: Callable[[np.ndarray, np.ndarray], np.ndarray],
-             dtypes: Sequence[DType], *, mean: bool = False, doc: str = "") -> OpDef:
-    """Fold N >= 1 inputs of one dtype, broadcasting all of them together."""
+             dtypes: Sequence[DType], *, mean: bool = False,
+             lower: Callable[[Expr, Expr], Expr] | None = None, doc: str = "") -> OpDef:
+    """Fold N >= 1 inputs of one dtype, broadcasting all of them together. `lower` is
+    fold's loop-IR twin."""
 
     def infer(ctx: InferCtx) -> list[TensorType]:
         ts = list(ctx.inputs)
@@ -143,7 +196,15 @@ def variadic(name: str, fold: Callable[[np.ndarray, np.ndarray], np.ndarray],
             acc = acc / np.asarray(len(xs), dtype=acc.dtype)
         return [_out(acc, ins[0].dtype)]
 
-    return register(OpDef(name, infer, ref, kind=Kind.BROADCAST, inputs=(1, None), doc=doc))
+    def lower_all(*args: Any) -> Expr:
+        *xs, _attrs = args
+        acc = xs[0]
+        for x in xs[1:]:
+            acc = lower(acc, x)
+        return acc / fconst(acc, len(xs)) if mean else acc
+
+    return register(OpDef(name, infer, ref, kind=Kind.BROADCAST, inputs=(1, None), doc=doc,
+                          compute=pointwise(lower_all) if lower else None))
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,21 +216,43 @@ def erf(x: np.ndarray) -> np.ndarray:
     y = np.frompyfunc(math.erf, 1, 1)(x.astype(np.float64)) if x.size else x
     return np.asarray(y, dtype=np.float64).astype(x.dtype)
 
-for _name, _f in (
-    ("Acos", np.arccos), ("Acosh", np.arccosh), ("Asin", np.arcsin), ("Asinh", np.arcsinh),
-    ("Atan", np.arctan), ("Atanh", np.arctanh), ("Cos", np.cos), ("Cosh", np.cosh),
-    ("Sin", np.sin), ("Sinh", np.sinh), ("Tan", np.tan), ("Tanh", np.tanh), ("Exp", np.exp),
-    ("Log", np.log), ("Sqrt", np.sqrt), ("Reciprocal", np.reciprocal), ("Floor", np.floor),
-    ("Ceil", np.ceil), ("Round", np.round), ("Erf", erf),
-):
-    unary(_name, floatfn(_f), FLOATS)
+def intrinsic(op: str) -> Lower:
+    """Lowering of a unary op that is one loop-IR intrinsic."""
+    return lambda x, a: B.call(op, x)
 
-unary("Abs", lambda x, a: np.abs(x), NUMERIC)
-unary("Neg", lambda x, a: np.negative(x), FLOATS + SIGNED)
-unary("Sign", lambda x, a: np.sign(x), NUMERIC)
-unary("Not", lambda x, a: np.logical_not(x), (D.bool,))
-unary("BitwiseNot", lambda x, a: np.invert(x), INTS)
-unary("IsNaN", lambda x, a: np.isnan(work(x)), FLOATS + FLOAT8, out=D.bool)
+
+for _name, _f, _op in (
+    ("Acos", np.arccos, "acos"), ("Acosh", np.arccosh, "acosh"), ("Asin", np.arcsin, "asin"),
+    ("Asinh", np.arcsinh, "asinh"), ("Atan", np.arctan, "atan"),
+    ("Atanh", np.arctanh, "atanh"), ("Cos", np.cos, "cos"), ("Cosh", np.cosh, "cosh"),
+    ("Sin", np.sin, "sin"), ("Sinh", np.sinh, "sinh"), ("Tan", np.tan, "tan"),
+    ("Tanh", np.tanh, "tanh"), ("Exp", np.exp, "exp"), ("Log", np.log, "log"),
+    ("Sqrt", np.sqrt, "sqrt"), ("Floor", np.floor, "floor"), ("Ceil", np.ceil, "ceil"),
+    ("Round", np.round, "round"), ("Erf", erf, "erf"),
+):
+    unary(_name, floatfn(_f), FLOATS, lower=intrinsic(_op))
+
+unary("Reciprocal", floatfn(np.reciprocal), FLOATS, lower=lambda x, a: 1.0 / x)
+
+
+def _abs_lower(x: Expr, a: dict[str, Any]) -> Expr:
+    return x if x.dtype in UNSIGNED else B.call("abs", x)
+
+
+def _sign_lower(x: Expr, a: dict[str, Any]) -> Expr:
+    """1, -1, or x itself for zeros and NaN (np.sign keeps NaN)."""
+    if x.dtype in UNSIGNED:
+        return B.select(x > 0, 1, 0)
+    return topi.let(x, lambda v: B.select(v > 0, 1, B.select(v < 0, -1, v)))
+
+
+unary("Abs", lambda x, a: np.abs(x), NUMERIC, lower=_abs_lower)
+unary("Neg", lambda x, a: np.negative(x), FLOATS + SIGNED, lower=lambda x, a: -x)
+unary("Sign", lambda x, a: np.sign(x), NUMERIC, lower=_sign_lower)
+unary("Not", lambda x, a: np.logical_not(x), (D.bool,), lower=lambda x, a: B.not_(x))
+unary("BitwiseNot", lambda x, a: np.invert(x), INTS, lower=lambda x, a: ~x)
+unary("IsNaN", lambda x, a: np.isnan(work(x)), FLOATS + FLOAT8, out=D.bool,
+      lower=intrinsic("isnan"))
 
 
 def _isinf(x: np.ndarray, a: dict[str, Any]) -> np.ndarray:
@@ -178,7 +261,19 @@ def _isinf(x: np.ndarray, a: dict[str, Any]) -> np.ndarray:
                           | ((x < 0) & bool(a["detect_negative"])))
 
 
-unary("IsInf", _isinf, FLOATS + FLOAT8, out=D.bool,
+def _isinf_lower(x: Expr, a: dict[str, Any]) -> Expr:
+    pos, neg = bool(a["detect_positive"]), bool(a["detect_negative"])
+    inf = fconst(x, math.inf)
+    if pos and neg:
+        return B.call("isinf", x)
+    if pos:
+        return B.eq(x, inf)
+    if neg:
+        return B.eq(x, -inf)
+    return topi.scalar(False, D.bool)
+
+
+unary("IsInf", _isinf, FLOATS + FLOAT8, out=D.bool, lower=_isinf_lower,
       attrs={"detect_negative": Attr("int", 1), "detect_positive": Attr("int", 1)})
 
 

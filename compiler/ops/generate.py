@@ -135,7 +135,7 @@ def _range_ref(ctx: EvalCtx, inputs):
     n = range_count(start, limit, delta)
     if is_int:
         return [(start + np.arange(n, dtype=np.int64) * delta).astype(dt)]
-    work = np.dtype(np.float64)
+    work = dt  # output[i] = start + i * delta, each operation rounded to the working type
     if DType.from_np(dt) in (DType.float16, DType.bfloat16):
         stash = ctx.attrs.get("stash_type", 1)
         work = DType.from_onnx(stash).np if stash in (1, 10, 11, 16) else np.dtype(np.float32)

@@ -56,8 +56,8 @@ def _loss_type(ctx: InferCtx, what: str) -> TensorType:
     return TensorType(shape if reduction == "none" else (), x.dtype)
 
 
-def nll_loss(ctx: EvalCtx, x: np.ndarray, target: np.ndarray, weight: np.ndarray | None,
-             ) -> np.ndarray:
+def nll_loss(ctx: EvalCtx, x: np.ndarray, target: np.ndarray,
+             weight: np.ndarray | None) -> np.ndarray:
     """The loss in x's dtype; x holds log-probabilities (N, C, ...)."""
     ignore = ctx.attrs.get("ignore_index")
     c = x.shape[1]

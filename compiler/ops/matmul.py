@@ -128,9 +128,10 @@ def matmul_integer_infer(ctx: InferCtx) -> list[TensorType]:
         t = ctx.input(i)
         if t is not None and t.dtype != like.dtype:
             raise ctx.fail(f"{what} dtype {t.dtype} != {like.dtype}")
+    shape = matmul_shape(ctx, a.shape, b.shape)
     check_row_param(ctx, 2, a, "a_zero_point")
     check_col_param(ctx, 3, b, "b_zero_point")
-    return [TensorType(matmul_shape(ctx, a.shape, b.shape), D.int32)]
+    return [TensorType(shape, D.int32)]
 
 
 def int_matmul(a: np.ndarray, b: np.ndarray, azp: np.ndarray | None,

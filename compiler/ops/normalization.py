@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.dtypes import DType
-from compiler.graph.ir import TensorType
+from compiler.graph.ir import UNKNOWN, TensorType
 from compiler.ops.base import (
     REQUIRED,
     Attr,
@@ -95,10 +95,7 @@ def _moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarr
 
 
 def _bn_upgrade(ictx) -> None:
-    if ictx.opset < 7:
-        ictx.attrs.pop("consumed_inputs", None)
-        if ictx.attrs.pop("is_test", 0) == 0 and ictx.num_outputs > 1:
-            ictx.attrs["training_mode"] = 1
+    """Opsets 7-13: `spatial` (7, 8) and training mode implied by the extra outputs."""
     if ictx.opset < 9 and ictx.attrs.pop("spatial", 1) == 0:
         raise ictx.fail("spatial=0 (per-activation statistics) is not supported")
     if ictx.opset < 14 and ictx.num_outputs > 1:
@@ -119,8 +116,10 @@ def _bn_infer(ctx: InferCtx) -> list[TensorType]:
         raise ctx.fail("scale and B, and input_mean and input_var, must share a dtype")
     if ctx.num_outputs > 1 and not ctx.attrs["training_mode"]:
         raise ctx.fail("outputs running_mean and running_var need training_mode=1")
-    c = (x.shape[1],) if x.shape is not None else (m.shape or ("?",))
-    return [TensorType(x.shape, x.dtype)] + [TensorType(c, m.dtype)] * (ctx.num_outputs - 1)
+    c = x.shape[1] if x.shape is not None else UNKNOWN
+    if not isinstance(c, int) and m.shape is not None and isinstance(m.shape[0], int):
+        c = m.shape[0]
+    return [TensorType(x.shape, x.dtype)] + [TensorType((c,), m.dtype)] * (ctx.num_outputs - 1)
 
 
 def _bn_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
@@ -162,10 +161,11 @@ register(OpDef(
 
 def _ln_infer(ctx: InferCtx) -> list[TensorType]:
     x = _x(ctx, min_rank=1)
-    _check_unidir(ctx, 1, "Scale", x, dtype=ctx.op == "LayerNormalization")
+    rms = ctx.op == "RMSNormalization"
+    _check_unidir(ctx, 1, "scale" if rms else "Scale", x, dtype=not rms)
     _check_unidir(ctx, 2, "B", x)
     stash = _stash(ctx)
-    if ctx.op == "RMSNormalization":
+    if rms:
         scale = need(ctx, 1, "scale")
         check_dtype(ctx, scale, FLOATS, "scale")
         if x.rank is not None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, register
 from compiler.ops.conv import (
@@ -227,6 +228,9 @@ def unpool_infer(ctx: InferCtx) -> list[TensorType]:
             if isinstance(a, int) and isinstance(b, int) and a != b:
                 raise ctx.fail(f"I shape {list(ist)} != X shape {list(xs)}")
     rank = len(kernel) + 2
+    out = unpool_dims(win, xs[2:]) if xs is not None else (UNKNOWN,) * len(kernel)
+    if any(isinstance(d, int) and d < 1 for d in out):
+        raise ctx.fail(f"output spatial shape {list(out)} is not positive")
     shp = ctx.input(2)
     if shp is not None:
         if shp.dtype != D.int64:
@@ -242,9 +246,6 @@ def unpool_infer(ctx: InferCtx) -> list[TensorType]:
         return [TensorType(tuple(int(v) for v in val), x.dtype)]
     if xs is None:
         return [TensorType((UNKNOWN,) * rank, x.dtype)]
-    out = unpool_dims(win, xs[2:])
-    if any(isinstance(d, int) and d < 1 for d in out):
-        raise ctx.fail(f"output spatial shape {list(out)} is not positive")
     return [TensorType(xs[:2] + out, x.dtype)]
 
 
@@ -253,10 +254,15 @@ def unpool_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     win = make_window(ctx.attrs, ctx.attrs["kernel_shape"])
     inferred = x.shape[:2] + unpool_dims(win, x.shape[2:])
     flat = np.zeros(math.prod(inferred), dtype=x.dtype)
+    if ind.size and (ind.min() < 0 or ind.max() >= flat.size):
+        raise ExecutionError(f"MaxUnpool: indices must lie in [0, {flat.size}), got "
+                             f"[{ind.min()}, {ind.max()}]")
     flat[ind.reshape(-1)] = x.reshape(-1)
     y = flat.reshape(inferred)
     if shape is None:
         return [y]
+    if len(shape) != x.ndim or (shape < 0).any():
+        raise ExecutionError(f"MaxUnpool: bad output_shape {shape.tolist()}")
     # indices address the inferred shape; output_shape pads (or crops) it at the end
     res = np.zeros(tuple(int(v) for v in shape), dtype=x.dtype)
     common = tuple(slice(0, min(a, int(b))) for a, b in zip(inferred, shape, strict=True))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import ml_dtypes
+import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import Dim, TensorType
@@ -41,7 +41,13 @@ from compiler.ops.conv import (
     need,
     per_channel,
 )
-from compiler.ops.matmul import check_col_param, check_row_param, int_matmul, matmul_shape, row_param
+from compiler.ops.matmul import (
+    check_col_param,
+    check_row_param,
+    int_matmul,
+    matmul_shape,
+    row_param,
+)
 
 D = DType
 INT_RANGES = {
@@ -311,6 +317,7 @@ def qmatmul_infer(ctx: InferCtx) -> list[TensorType]:
     for i, like, what in ((2, a, "a_zero_point"), (5, b, "b_zero_point")):
         if need(ctx, i, what).dtype != like.dtype:
             raise ctx.fail(f"{what} dtype {ctx.input(i).dtype} != {like.dtype}")
+    shape = matmul_shape(ctx, a.shape, b.shape)
     check_row_param(ctx, 1, a, "a_scale")
     check_row_param(ctx, 2, a, "a_zero_point")
     check_col_param(ctx, 4, b, "b_scale")
@@ -319,7 +326,7 @@ def qmatmul_infer(ctx: InferCtx) -> list[TensorType]:
         t = ctx.input(i)
         if t.shape is not None and not _is_single(t.shape):
             raise ctx.fail(f"input {i} must be a scalar, got shape {list(t.shape)}")
-    return [TensorType(matmul_shape(ctx, a.shape, b.shape), yzp.dtype)]
+    return [TensorType(shape, yzp.dtype)]
 
 
 def qmatmul_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:

@@ -5,6 +5,7 @@ Canonical reductions take `axes` as an optional second input (opset 18 form; Red
 Reducing over an empty set of axes (`noop_with_empty_axes=1`) reduces nothing but still
 applies the element-wise steps (ReduceSumSquare squares, ReduceLogSum takes the log, ...),
 and reducing over an empty set of values yields the reduction's identity (0, 1, -inf, ...).
+ReduceMean of an empty set, undefined in ONNX, is NaN for floats (0/0) and 0 for integers.
 """
 
 from __future__ import annotations
@@ -211,8 +212,7 @@ def _reduce_ref(name: str):
         x = inputs[0]
         axes = _ref_axes(ctx, x, inputs[1] if len(inputs) > 1 else None)
         keep = bool(ctx.attrs["keepdims"])
-        cd = compute_dtype(x.dtype) if x.dtype != np.bool_ else x.dtype
-        r = fn(x.astype(cd, copy=False), axes, keep)
+        r = fn(x.astype(compute_dtype(x.dtype), copy=False), axes, keep)
         return [np.asarray(r).astype(x.dtype)]
 
     return ref

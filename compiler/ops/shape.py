@@ -640,7 +640,10 @@ def _pad_ref(ctx: EvalCtx, inputs):
     x = x[tuple(crop)]
     if mode == "constant":
         value = zero_of(x.dtype) if cv is None else np.asarray(cv).reshape(-1)[0]
-        return [np.pad(x, width, mode="constant", constant_values=value).astype(x.dtype)]
+        out = np.full([d + b + e for d, (b, e) in zip(x.shape, width, strict=True)], value,
+                      dtype=x.dtype)
+        out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, width, strict=True))] = x
+        return [out]
     for a, (b, e) in enumerate(width):
         if (b or e) and x.shape[a] == 0:
             raise rt_fail("Pad", f"cannot {mode}-pad the empty axis {a}")

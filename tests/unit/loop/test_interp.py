@@ -12,7 +12,7 @@ import pytest
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError, VerifyError
-from compiler.loop import AssertFailure, UndefinedBehavior, parse, run
+from compiler.loop import INTRINSICS, AssertFailure, UndefinedBehavior, is_float, parse, run
 
 
 def evaluate(expr: str, dtype: str, lanes: int = 1, params: str = "", **args: object):
@@ -138,7 +138,8 @@ def test_vector_ramp_broadcast_and_gather():
     f = parse("""
 func @v(A: float32[8], C: float32[8], D: float32[4]) {
   C[ramp(0, 2, 4)] = A[ramp(1, 2, 4)] + broadcast(1.0, 4)
-  C[ramp(1, 2, 4)] = select(A[ramp(0, 2, 4)] > broadcast(3.0, 4), broadcast(-1.0, 4), A[ramp(0, 2, 4)])
+  C[ramp(1, 2, 4)] = select(A[ramp(0, 2, 4)] > broadcast(3.0, 4), broadcast(-1.0, 4),
+                            A[ramp(0, 2, 4)])
   D[ramp(0, 1, 4)] = A[ramp(5, 1, 4) % broadcast(8, 4)]
 }
 """)
@@ -374,6 +375,27 @@ def test_half_precision_intrinsics_round_from_float32():
     assert isinstance(got, np.float16) and got == np.float16(math.sqrt(2))
     got = evaluate("exp(1.0bf16)", "bfloat16")
     assert got == ml_dtypes.bfloat16(math.e)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "int8", "int64",
+                                   "uint32"])
+@pytest.mark.parametrize("name", sorted(INTRINSICS))
+def test_every_intrinsic_agrees_between_scalar_and_vector_paths(name, dtype):
+    intr = INTRINSICS[name]
+    floaty = is_float(DType(dtype))
+    if (intr.operand == "float" and not floaty) or (intr.operand == "int" and floaty):
+        pytest.skip("dtype not accepted")
+    result = "bool" if intr.result == "bool" else dtype
+    values = np.array([0.75, -3] if floaty else [5, -3 if dtype[0] == "i" else 3],
+                      DType(dtype).np)
+    params = f"A: {dtype}[2]"
+    scalars = [evaluate(f"{name}({', '.join([f'A[{k}]'] * intr.arity)})", result,
+                        params=params, A=values) for k in range(2)]
+    vector = evaluate(f"{name}({', '.join(['A[ramp(0, 1, 2)]'] * intr.arity)})", result, 2,
+                      params=params, A=values)
+    assert vector.dtype == DType(result).np
+    as_f64 = np.array([float(v) for v in scalars])
+    np.testing.assert_array_equal(as_f64, vector.astype(np.float64))
 
 
 # ----------------------------------------------------------------------------- undefined behaviour

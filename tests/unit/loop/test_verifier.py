@@ -162,8 +162,12 @@ def test_buffer_reference_must_match_definition():
 def test_variable_is_not_a_buffer():
     n = Var("n")
     fake = buffer("n", DType.int32, [1])
-    with pytest.raises(VerifyError, match="undefined buffer 'n'"):
+    with pytest.raises(VerifyError, match="'n' is a variable, not a buffer"):
         verify(_func(Evaluate(fake[0]), [n]))
+    loop = For(i, IntImm(0), IntImm(4), ForKind.serial,
+               store(buffer("i", DType.int32, [1]), 1, 0))
+    with pytest.raises(VerifyError, match="'i' is a variable, not a buffer"):
+        verify(_func(loop, [A]))
 
 
 def test_loop_var_may_not_be_rebound_by_a_let():

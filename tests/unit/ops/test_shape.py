@@ -20,9 +20,11 @@ I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
 def one_node(op, inputs, attrs=None, *, opset=25, consts=(), n_out=1, shapes=None):
     """A one-node model. Inputs listed in `consts` become initializers; None is absent."""
     names = ["" if a is None else f"x{i}" for i, a in enumerate(inputs)]
+    while names and not names[-1]:
+        names.pop()
     node = helper.make_node(op, names, [f"y{k}" for k in range(n_out)], **(attrs or {}))
     vis, inits = [], []
-    for i, (n, a) in enumerate(zip(names, inputs, strict=True)):
+    for i, (n, a) in enumerate(zip(names, inputs, strict=False)):
         if a is None:
             continue
         if i in consts:
@@ -173,7 +175,7 @@ def test_pad_modes(mode):
     x = f32(3, 4)
     check("Pad", [x, i64(1, 2, 2, 1)], {"mode": mode})
     check("Pad", [x, i64(2, 0, 1, 1), None, i64(-1, 0)], {"mode": mode}, consts=(1, 3))
-    check("Pad", [x, i64(-1, 2, 0, -2)], {"mode": mode})
+    check("Pad", [x, i64(-1, 1, 0, -1)], {"mode": mode})
 
 
 def test_pad_constant_value_and_old_opset():
@@ -196,12 +198,13 @@ def test_center_crop_pad():
 
 
 @pytest.mark.parametrize("op,mode", [("DepthToSpace", "DCR"), ("DepthToSpace", "CRD"),
-                                     ("SpaceToDepth", "DCR")])
+                                     ("SpaceToDepth", None)])
 def test_depth_space(op, mode):
     x = f32(2, 8, 2, 4) if op == "DepthToSpace" else f32(2, 2, 4, 6)
-    check(op, [x], {"blocksize": 2, "mode": mode}, consts=(), opset=13)
+    attrs = {"blocksize": 2} if mode is None else {"blocksize": 2, "mode": mode}
+    check(op, [x], attrs, consts=(), opset=13)
     if op == "SpaceToDepth":  # CRD is new in opset 28: the inverse of DepthToSpace CRD
-        y = check(op, [x], {"blocksize": 2, "mode": "DCR"}, consts=())[0]
+        y = check(op, [x], attrs, consts=(), opset=13)[0]
         model = one_node("SpaceToDepth", [x], {"blocksize": 2, "mode": "CRD"})
         z = prepare(model).run([x])[0]
         back = prepare(one_node("DepthToSpace", [z], {"blocksize": 2, "mode": "CRD"})).run([z])
