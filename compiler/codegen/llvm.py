@@ -16,6 +16,7 @@ the SHA-256 of the printed functions and the options.
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import hashlib
 import re
 import threading
@@ -104,10 +105,13 @@ def emit_llvm_ir(funcs: Sequence[PrimFunc], fast_math: bool = False,
     module = ModuleBuilder(fast_math=fast_math, num_threads=num_threads)
     for func, symbol in zip(funcs, symbols(funcs).values(), strict=True):
         lower_func(module, func, symbol)
+    return module.text(llvm.get_process_triple(), _datalayout())
+
+
+@functools.cache
+def _datalayout() -> str:
     with _lock:
-        tm = _target_machine(0)
-        layout = str(tm.target_data)
-    return module.text(llvm.get_process_triple(), layout)
+        return str(_target_machine(0).target_data)
 
 
 class LLVMModule:

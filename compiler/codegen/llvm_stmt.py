@@ -201,7 +201,9 @@ class FuncGen(ExprGen):
         if s.kind is ForKind.unrolled and 0 < extent <= UNROLL_EXTENT \
                 and self.unrolled * extent <= UNROLL_COPIES:
             self.unrolled *= extent  # unroll here: one copy of the body per iteration
+            first = self.ctx.asserts
             for k in range(extent):
+                self.ctx.asserts = first  # every copy's asserts keep their walk-order codes
                 body(V(lo.ty, str(k)))
             self.unrolled //= extent
             return
@@ -223,7 +225,7 @@ class FuncGen(ExprGen):
         for b in bufs:
             fields += [self.bufs[b].ptr, *filter(_reg, self.bufs[b].dims)]
         struct = "{" + ", ".join(v.ty for v in fields) + "}"
-        closure = f.alloca(struct, 16)
+        closure = f.alloca(struct, 64)
         slots = []
         for k, v in enumerate(fields):
             slots.append(f.val("ptr", f"getelementptr {struct}, {closure}, i32 0, i32 {k}"))

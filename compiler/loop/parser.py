@@ -236,32 +236,28 @@ class _Parser:
         self.scopes.pop()
         return PrimFunc(name, tuple(params), body, tuple(attrs))
 
-    def _scan_scalar_params(self) -> Iterable[Var]:
-        """Scalar params (`n: int32`) are visible in every buffer shape of the list."""
-        j, depth, segment = self.i, 0, []
-        while self.tokens[j].kind != "eof":
-            tok = self.tokens[j]
-            if depth == 0 and tok.text in (",", ")") and tok.kind == "op":
+    def _scan_scalar_params(self) -> list[Var]:
+        """Scalar params (`n: int32`) are visible in every buffer shape of the list, so they
+        are collected by a look-ahead over the tokens up to the closing parenthesis."""
+        found, depth, segment = [], 0, []
+        for tok in self.tokens[self.i:]:
+            if tok.kind == "op" and depth == 0 and tok.text in (",", ")"):
                 if len(segment) == 3 and segment[1].text == ":" and segment[0].kind in (
-                        "ident", "str"):
-                    saved = self.i
-                    self.i = j - 3
-                    try:
-                        name = self.name()
-                        self.next()
-                        dtype, lanes = self.dtype()
-                        yield Var(name, dtype, lanes)
-                    except ParseError:
-                        pass
-                    self.i = saved
+                        "ident", "str") and segment[2].kind == "ident":
+                    m = re.fullmatch(r"(\w+?)(?:x(\d+))?", segment[2].text)
+                    if m and m.group(1) in _DTYPES:
+                        name = segment[0].text if segment[0].kind == "ident" else \
+                            json.loads(segment[0].text)
+                        found.append(Var(name, _DTYPES[m.group(1)], int(m.group(2) or 1)))
                 if tok.text == ")":
-                    return
+                    break
                 segment = []
-            else:
-                depth += tok.text in "([{" and tok.kind == "op"
-                depth -= tok.text in ")]}" and tok.kind == "op"
-                segment.append(tok)
-            j += 1
+                continue
+            if tok.kind == "op":
+                depth += tok.text in "([{"
+                depth -= tok.text in ")]}"
+            segment.append(tok)
+        return found
 
     def attr_value(self) -> AttrValue:
         tok = self.next()

@@ -19,7 +19,7 @@ The fuzzer and the pass property tests reuse this generator; `GenConfig` tunes i
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,8 @@ _SPECIAL_FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, float("inf"), float("-inf"), float
 
 @dataclass(frozen=True)
 class GenConfig:
+    """Knobs of the generator; the defaults keep a program's run under ~50 ms."""
+
     max_depth: int = 3  # statement nesting
     max_expr_depth: int = 3
     max_stmts: int = 3  # statements per block
@@ -416,14 +418,18 @@ class _Gen:
         return PrimFunc(name, tuple(params), body, attrs)
 
 
-def random_primfunc(rng: random.Random | int, max_depth: int = 3,
+def random_primfunc(rng: random.Random | int, max_depth: int | None = None,
                     config: GenConfig | None = None, name: str = "f") -> PrimFunc:
-    """A random verifier-clean function that is UB-free on `random_args` arguments."""
+    """A random verifier-clean function that is UB-free on `random_args` arguments.
+
+    `rng` is a `random.Random` (Hypothesis's `st.randoms()` works and shrinks) or a seed;
+    `max_depth` overrides `config.max_depth`, the statement nesting depth.
+    """
     if not isinstance(rng, random.Random):
         rng = random.Random(rng)
     cfg = config or GenConfig()
-    if max_depth != cfg.max_depth:
-        cfg = GenConfig(**{**cfg.__dict__, "max_depth": max_depth})
+    if max_depth is not None:
+        cfg = replace(cfg, max_depth=max_depth)
     return _Gen(rng, cfg).func(name)
 
 

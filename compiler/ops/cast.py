@@ -11,11 +11,13 @@ reuse it). Its rules, after the ONNX Cast spec:
 - integer -> integer: wrap (two's complement). x -> bool: x != 0. bool -> x: 0 or 1.
 - numbers -> string: "%.8g", with "NaN", "INF", "-INF" (as onnxruntime writes them);
   string -> number: decimal or scientific notation, INF/NaN in any case.
+
+`cast_expr` is its loop-IR twin for the dtypes native targets support (no float8, strings).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ml_dtypes
 import numpy as np
@@ -23,7 +25,15 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr, is_float, is_int
+from compiler.loop.numeric import float_from_ints
+from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, register
+from compiler.ops.elementwise import INT64_HI, INT64_LO, float_to_int64
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
 FLOAT8 = (D.float8e4m3fn, D.float8e4m3fnuz, D.float8e5m2, D.float8e5m2fnuz)
@@ -78,6 +88,8 @@ def _to_int(x: np.ndarray, src: DType, dst: DType) -> np.ndarray:
 
 def _to_float(x: np.ndarray, src: DType, dst: DType, saturate: bool,
               round_mode: str) -> np.ndarray:
+    if src in (D.int64, D.uint64) and dst in (D.float32, D.bfloat16):
+        return float_from_ints(x, dst)  # through float64 would round twice
     xf = _as_float(x, src)
     if dst is D.float8e8m0:
         return _to_e8m0(xf.astype(np.float64), saturate, round_mode)
@@ -172,6 +184,53 @@ def _parse(x: np.ndarray, dst: DType) -> tuple[np.ndarray, DType]:
 
 
 # ---------------------------------------------------------------------------------------
+# Lowering
+
+
+def cast_expr(x: Expr, dst: DType) -> Expr:
+    """x converted to dst by `cast_array`'s rules. The loop IR's Cast already has them, but
+    for float -> integer, where NaN, infinities and out-of-range values are undefined: those
+    go through int64 as in the reference (NaN 0, clamped, then wrapped)."""
+    src = x.dtype
+    if src is dst or not (is_float(src) and is_int(dst)):
+        return B.cast(dst, x)
+    x64 = B.cast(D.float64, x) if src is not D.float64 else x
+    if dst is D.uint64:  # [2**63, 2**64) wraps onto the negative int64 range; +inf is 2**64
+        return B.cast(D.uint64, _uint64_bits(x64))
+    i64 = float_to_int64(x64)
+    return i64 if dst is D.int64 else B.cast(dst, i64)
+
+
+def _uint64_bits(x: Expr) -> Expr:
+    def body(t: Expr) -> Expr:
+        t = B.select(B.eq(t, float("inf")), 2.0**64, B.select(B.call("isnan", t), 0.0, t))
+        return topi.let(t, lambda t: B.cast(D.int64, B.max_(B.min_(
+            B.select(t >= 2.0**63, t - 2.0**64, t), INT64_HI), INT64_LO)))
+
+    return topi.let(x, body)
+
+
+def _cast_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Cast and CastLike (whose second input only names the target dtype)."""
+    x, dst = ins[0], ctx.out_types[0].dtype
+    if x.dtype is dst:
+        return [x]  # lowering copies an input returned as an output
+    return [te.compute(ctx.op, x.shape, lambda *i: cast_expr(x[i], dst), dst)]
+
+
+def _bitcast_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Integers of one width (and bool with 8-bit integers) reinterpret as a Cast does; the
+    loop IR has no bit-reinterpreting cast for floats."""
+    x, dst = ins[0], ctx.out_types[0].dtype
+    if x.dtype is dst:
+        return [x]
+    if x.dtype.is_float or dst.is_float:
+        raise ctx.fail(f"bit-casting {x.dtype} to {dst} needs a bit-reinterpreting cast, "
+                       f"which the loop IR lacks")
+    return [te.compute(ctx.op, x.shape, lambda *i: B.cast(dst, x[i]), dst)]
+
+
+# ---------------------------------------------------------------------------------------
 # Ops
 
 
@@ -211,7 +270,7 @@ def _cast_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
 CAST_ATTRS = {"saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
 
 register(OpDef("Cast", _cast_infer, _cast_ref, attrs={"to": Attr("int"), **CAST_ATTRS},
-               kind=Kind.ELEMWISE))
+               kind=Kind.ELEMWISE, compute=_cast_compute))
 
 
 def _castlike_infer(ctx: InferCtx) -> list[TensorType]:
@@ -232,7 +291,7 @@ def _castlike_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray
 
 
 register(OpDef("CastLike", _castlike_infer, _castlike_ref, attrs=dict(CAST_ATTRS),
-               kind=Kind.ELEMWISE, inputs=(2, 2)))
+               kind=Kind.ELEMWISE, inputs=(2, 2), compute=_cast_compute))
 
 
 def _bitcast_infer(ctx: InferCtx) -> list[TensorType]:
@@ -262,4 +321,4 @@ def _bitcast_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]
 
 
 register(OpDef("BitCast", _bitcast_infer, _bitcast_ref, attrs={"to": Attr("int")},
-               kind=Kind.ELEMWISE))
+               kind=Kind.ELEMWISE, compute=_bitcast_compute))

@@ -24,7 +24,7 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.graph.ir import TensorType
 from compiler.loop import build as B
-from compiler.loop.ir import Expr, int_range, is_float
+from compiler.loop.ir import Expr, is_float
 from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
@@ -242,7 +242,7 @@ def _abs_lower(x: Expr, a: dict[str, Any]) -> Expr:
 def _sign_lower(x: Expr, a: dict[str, Any]) -> Expr:
     """1, -1, or x itself for zeros and NaN (np.sign keeps NaN)."""
     if x.dtype in UNSIGNED:
-        return B.select(x > 0, 1, 0)
+        return B.cast(x.dtype, x > 0)
     return topi.let(x, lambda v: B.select(v > 0, 1, B.select(v < 0, -1, v)))
 
 
@@ -269,7 +269,7 @@ def _isinf_lower(x: Expr, a: dict[str, Any]) -> Expr:
     if pos:
         return B.eq(x, inf)
     if neg:
-        return B.eq(x, -inf)
+        return B.eq(x, fconst(x, -math.inf))
     return topi.scalar(False, D.bool)
 
 
@@ -334,12 +334,90 @@ def _arith(op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Fn:
     return lambda a, b, attrs: op(work(a), work(b))
 
 
-binary("Add", _arith(np.add), NUMERIC)
-binary("Sub", _arith(np.subtract), NUMERIC)
-binary("Mul", _arith(np.multiply), NUMERIC)
-binary("Div", _div, NUMERIC)
-binary("Pow", _pow, FLOATS + (D.int32, D.int64), rhs=NUMERIC)
-binary("Mod", _mod, NUMERIC, attrs={"fmod": Attr("int", 0)}, check=_check_fmod)
+def _div_lower(a: Expr, b: Expr, attrs: dict[str, Any]) -> Expr:
+    """Integer division truncates; x / 0 gives 0 and MIN / -1 wraps to MIN, as in the
+    reference, and the divisor of the truncdiv actually evaluated is never 0 or -1."""
+    if is_float(a.dtype):
+        return a / b
+
+    def body(b: Expr) -> Expr:
+        zero = B.eq(b, 0)
+        if a.dtype in UNSIGNED:
+            return B.select(zero, 0, B.truncdiv(a, B.select(zero, 1, b)))
+        m1 = B.eq(b, -1)
+        q = B.truncdiv(a, B.select(B.or_(zero, m1), 1, b))
+        return B.select(zero, 0, B.select(m1, -a, q))
+
+    return topi.let(b, body)
+
+
+def _mod_lower(a: Expr, b: Expr, attrs: dict[str, Any]) -> Expr:
+    """Integers: the sign of the divisor (fmod=0) or of the dividend (fmod=1); x % 0 and
+    x % -1 are 0 (computed as x % 1, so no division is undefined). Floats: C fmod, or
+    np.mod (fmod, moved to the divisor's sign; a zero takes the divisor's sign)."""
+    if not is_float(a.dtype):
+        div = B.truncmod if attrs["fmod"] else B.floormod
+        if a.dtype in UNSIGNED:
+            return topi.let(b, lambda b: div(a, B.select(B.eq(b, 0), 1, b)))
+        return topi.let(b, lambda b: div(a, B.select(B.or_(B.eq(b, 0), B.eq(b, -1)), 1, b)))
+    if attrs["fmod"]:
+        return B.call("fmod", a, b)
+
+    def body(a: Expr, b: Expr) -> Expr:
+        return topi.let(B.call("fmod", a, b), lambda r: B.select(
+            B.eq(r, 0.0), B.call("copysign", fconst(r, 0.0), b),
+            B.select(B.ne(b < 0.0, r < 0.0), r + b, r)))
+
+    return topi.let(a, lambda a: topi.let(b, lambda b: body(a, b)))
+
+
+INT64_LO, INT64_HI = -(2.0**63), 2.0**63 - 1024  # the int64 range, as float64 bounds
+
+
+def float_to_int64(x: Expr) -> Expr:
+    """A float64 value as int64 by the reference's rules: truncated toward zero, NaN gives 0,
+    and values beyond int64 (infinities included) clamp to its range."""
+    return B.cast(D.int64, topi.let(x, lambda x: B.max_(B.min_(
+        B.select(B.call("isnan", x), 0.0, x), INT64_HI), INT64_LO)))
+
+
+def _pow_lower(x: Expr, y: Expr, attrs: dict[str, Any]) -> Expr:
+    """Float math runs in float64 (rounded once by the caller); an integer base with a float
+    exponent truncates (non-finite results give 0); integer ** integer squares and
+    multiplies, wrapping, over the bits of the exponent."""
+    if is_float(x.dtype) or is_float(y.dtype):
+        r = B.call("pow", B.cast(D.float64, x), B.cast(D.float64, y))
+        if is_float(x.dtype):
+            return r
+        return topi.let(B.call("trunc", r), lambda t: float_to_int64(
+            B.select(B.call("isfinite", t), t, 0.0)))
+    e64 = B.cast(D.int64, y)  # wraps, as the reference's astype(int64)
+    steps = min(y.dtype.bits - (1 if y.dtype.is_signed else 0), 63)  # e < 2**steps when e >= 0
+
+    def powers(x: Expr, e: Expr) -> Expr:
+        def step(k: int, r: Expr, b: Expr) -> Expr:
+            if k == steps:
+                return r
+            bit = B.ne((e >> k) & 1, 0)
+            return topi.let(B.select(bit, r * b, r), lambda r2, k=k: topi.let(
+                b * b, lambda b2: step(k + 1, r2, b2), "b"), "r")
+
+        # x ** -n truncates to 0 except for x = 1 and x = -1.
+        one, zero, m1 = (topi.scalar(v, x.dtype) for v in (1, 0, -1))
+        odd = B.ne(e & 1, 0)
+        inv = B.select(B.eq(x, 1), one, B.select(B.eq(x, -1), B.select(odd, m1, one), zero))
+        return B.select(e < 0, inv, step(0, one, x))
+
+    return topi.let(x, lambda x: topi.let(e64, lambda e: powers(x, e), "e"), "x")
+
+
+binary("Add", _arith(np.add), NUMERIC, lower=lambda a, b, attrs: a + b)
+binary("Sub", _arith(np.subtract), NUMERIC, lower=lambda a, b, attrs: a - b)
+binary("Mul", _arith(np.multiply), NUMERIC, lower=lambda a, b, attrs: a * b)
+binary("Div", _div, NUMERIC, lower=_div_lower)
+binary("Pow", _pow, FLOATS + (D.int32, D.int64), rhs=NUMERIC, lower=_pow_lower)
+binary("Mod", _mod, NUMERIC, attrs={"fmod": Attr("int", 0)}, check=_check_fmod,
+       lower=_mod_lower)
 
 # ---------------------------------------------------------------------------------------
 # Comparisons, logic, bitwise
@@ -349,17 +427,26 @@ def _cmp(op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Fn:
     return lambda a, b, attrs: np.asarray(op(work(a), work(b)), dtype=bool)
 
 
-binary("Equal", _cmp(np.equal), NUMERIC + (D.bool, D.string), out=D.bool)
-binary("Greater", _cmp(np.greater), NUMERIC, out=D.bool)
-binary("GreaterOrEqual", _cmp(np.greater_equal), NUMERIC, out=D.bool)
-binary("Less", _cmp(np.less), NUMERIC, out=D.bool)
-binary("LessOrEqual", _cmp(np.less_equal), NUMERIC, out=D.bool)
-binary("And", lambda a, b, attrs: np.logical_and(a, b), (D.bool,))
-binary("Or", lambda a, b, attrs: np.logical_or(a, b), (D.bool,))
-binary("Xor", lambda a, b, attrs: np.logical_xor(a, b), (D.bool,))
-binary("BitwiseAnd", lambda a, b, attrs: np.bitwise_and(a, b), INTS)
-binary("BitwiseOr", lambda a, b, attrs: np.bitwise_or(a, b), INTS)
-binary("BitwiseXor", lambda a, b, attrs: np.bitwise_xor(a, b), INTS)
+binary("Equal", _cmp(np.equal), NUMERIC + (D.bool, D.string), out=D.bool,
+       lower=lambda a, b, attrs: B.eq(a, b))
+binary("Greater", _cmp(np.greater), NUMERIC, out=D.bool, lower=lambda a, b, attrs: a > b)
+binary("GreaterOrEqual", _cmp(np.greater_equal), NUMERIC, out=D.bool,
+       lower=lambda a, b, attrs: a >= b)
+binary("Less", _cmp(np.less), NUMERIC, out=D.bool, lower=lambda a, b, attrs: a < b)
+binary("LessOrEqual", _cmp(np.less_equal), NUMERIC, out=D.bool,
+       lower=lambda a, b, attrs: a <= b)
+binary("And", lambda a, b, attrs: np.logical_and(a, b), (D.bool,),
+       lower=lambda a, b, attrs: B.and_(a, b))
+binary("Or", lambda a, b, attrs: np.logical_or(a, b), (D.bool,),
+       lower=lambda a, b, attrs: B.or_(a, b))
+binary("Xor", lambda a, b, attrs: np.logical_xor(a, b), (D.bool,),
+       lower=lambda a, b, attrs: B.ne(a, b))
+binary("BitwiseAnd", lambda a, b, attrs: np.bitwise_and(a, b), INTS,
+       lower=lambda a, b, attrs: a & b)
+binary("BitwiseOr", lambda a, b, attrs: np.bitwise_or(a, b), INTS,
+       lower=lambda a, b, attrs: a | b)
+binary("BitwiseXor", lambda a, b, attrs: np.bitwise_xor(a, b), INTS,
+       lower=lambda a, b, attrs: a ^ b)
 
 
 def _bitshift(x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
@@ -375,21 +462,38 @@ def _bitshift(x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray
     return np.where(ok, np.right_shift(x, s), fill)
 
 
+def _bitshift_lower(x: Expr, y: Expr, attrs: dict[str, Any]) -> Expr:
+    """The reference's rule, with the amount actually shifted by kept in [0, bits)."""
+    bits = x.dtype.bits
+    signed = x.dtype in SIGNED
+
+    def body(x: Expr, y: Expr) -> Expr:
+        ok = B.and_(y >= 0, y < bits) if signed else y < bits
+        s = B.select(ok, y, 0)
+        zero = topi.scalar(0, x.dtype)
+        if attrs["direction"] == "LEFT":
+            return B.select(ok, x << s, zero)
+        fill = B.select(x < 0, topi.scalar(-1, x.dtype), zero) if signed else zero
+        return B.select(ok, x >> s, fill)
+
+    return topi.let(x, lambda x: topi.let(y, lambda y: body(x, y)))
+
+
 def _check_direction(ctx: InferCtx) -> None:
     if ctx.attrs["direction"] not in ("LEFT", "RIGHT"):
         raise ctx.fail(f"direction must be LEFT or RIGHT, got {ctx.attrs['direction']!r}")
 
 
 binary("BitShift", _bitshift, INTS, attrs={"direction": Attr("string")},
-       check=_check_direction)
+       check=_check_direction, lower=_bitshift_lower)
 
 # ---------------------------------------------------------------------------------------
 # Variadic
 
-variadic("Max", np.maximum, NUMERIC)
-variadic("Min", np.minimum, NUMERIC)
-variadic("Sum", np.add, FLOATS)
-variadic("Mean", np.add, FLOATS, mean=True)
+variadic("Max", np.maximum, NUMERIC, lower=B.max_)
+variadic("Min", np.minimum, NUMERIC, lower=B.min_)
+variadic("Sum", np.add, FLOATS, lower=lambda a, b: a + b)
+variadic("Mean", np.add, FLOATS, mean=True, lower=lambda a, b: a + b)
 
 # ---------------------------------------------------------------------------------------
 # Where, Clip, Identity
@@ -408,7 +512,8 @@ def _where_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.asarray(np.where(c, x, y), dtype=x.dtype)]
 
 
-register(OpDef("Where", _where_infer, _where_ref, kind=Kind.BROADCAST, inputs=(3, 3)))
+register(OpDef("Where", _where_infer, _where_ref, kind=Kind.BROADCAST, inputs=(3, 3),
+               compute=pointwise(lambda c, x, y, attrs: B.select(c, x, y))))
 
 
 def _clip_infer(ctx: InferCtx) -> list[TensorType]:
@@ -459,11 +564,30 @@ def _clip_upgrade(ictx: Any) -> None:
     ]
 
 
+def _clip_lower(x: Expr, lo: Expr | None = None, hi: Expr | None = None,
+                attrs: dict[str, Any] | None = None) -> Expr:
+    if lo is not None:
+        x = B.max_(x, lo)
+    if hi is not None:
+        x = B.min_(x, hi)
+    return x
+
+
+def _clip_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    ins = (list(ins) + [None, None])[:3]
+    return pointwise(lambda x, lo, hi, attrs: _clip_lower(x, lo, hi))(ctx, ins)
+
+
 register(OpDef("Clip", _clip_infer, _clip_ref, kind=Kind.BROADCAST, inputs=(1, 3),
-               upgrade=_clip_upgrade))
+               upgrade=_clip_upgrade, compute=_clip_compute))
 
 
-unary("Identity", lambda x, a: x, ANY)
+def _identity_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    return [ins[0]]  # lowering copies an input returned as an output
+
+
+_identity = unary("Identity", lambda x, a: x, ANY)
+_identity.compute = _identity_compute
 
 # ---------------------------------------------------------------------------------------
 # Dropout
@@ -508,6 +632,21 @@ def _dropout_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]
     return [y, mask][: max(ctx.num_outputs, 1)]
 
 
+def _dropout_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Inference (or ratio 0): the identity and a mask of ones. Training mode draws random
+    numbers, which compiled code does not do."""
+    r, t = ctx.value(1), ctx.value(2)
+    ratio = 0.5 if r is None else float(np.asarray(r, np.float64).reshape(()))
+    if t is not None and bool(t.reshape(())) and ratio != 0:
+        raise ctx.fail("training mode with a nonzero ratio draws random numbers; only "
+                       "inference (or ratio 0) is compiled")
+    x = ins[0]
+    outs = [x]
+    if len(ctx.out_types) > 1:
+        outs.append(te.compute("mask", x.shape, lambda *i: topi.scalar(True, D.bool)))
+    return outs
+
+
 def _dropout_upgrade(ictx: Any) -> None:
     """Before opset 12 ratio was an attribute and Dropout ran in inference mode."""
     if ictx.opset >= 12:
@@ -519,4 +658,5 @@ def _dropout_upgrade(ictx: Any) -> None:
 
 register(OpDef("Dropout", _dropout_infer, _dropout_ref, attrs={"seed": Attr("int", None)},
                kind=Kind.OPAQUE, inputs=(1, 3), outputs=(1, 2), upgrade=_dropout_upgrade,
+               compute=_dropout_compute, shape_inputs=(1, 2),
                doc="Training mode draws its mask from RandomState(seed) when `seed` is set."))

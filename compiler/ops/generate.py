@@ -34,13 +34,15 @@ def attr_dtype(ctx: InferCtx, name: str, allowed=None, default: DType | None = N
     if code is None:
         if default is None:
             raise ctx.fail(f"attribute {name!r} is required")
-        return default
-    try:
-        dt = DType.from_onnx(code)
-    except KeyError:
-        raise ctx.fail(f"{name}={code} is not a known element type") from None
+        dt = default
+    else:
+        try:
+            dt = DType.from_onnx(code)
+        except KeyError:
+            raise ctx.fail(f"{name}={code} is not a known element type") from None
     if allowed is not None and dt not in allowed:
-        raise ctx.fail(f"{name} {dt} is not supported")
+        what = name if code is not None else f"output dtype (from the input; set {name!r})"
+        raise ctx.fail(f"{what} {dt} is not supported")
     return dt
 
 
@@ -90,6 +92,9 @@ RANGE_TYPES = (DType.float32, DType.float64, DType.int16, DType.int32, DType.int
                DType.float16, DType.bfloat16)
 
 
+MAX_RANGE = 2**31 - 1
+
+
 def range_count(start, limit, delta) -> int:
     """max(ceil((limit - start) / delta), 0), exactly for integers."""
     if isinstance(start, int):
@@ -121,7 +126,10 @@ def _range_infer(ctx: InferCtx) -> list[TensorType]:
         raise ctx.fail("delta must be non-zero")
     if any(isinstance(v, float) and not math.isfinite(v) for v in (start, limit, delta)):
         raise ctx.fail("start, limit and delta must be finite")
-    return [TensorType((range_count(start, limit, delta),), dtype)]
+    n = range_count(start, limit, delta)
+    if n > MAX_RANGE:
+        raise ctx.fail(f"the range has {n} elements (more than {MAX_RANGE})")
+    return [TensorType((n,), dtype)]
 
 
 def _range_ref(ctx: EvalCtx, inputs):
@@ -133,6 +141,8 @@ def _range_ref(ctx: EvalCtx, inputs):
     if not is_int and not all(math.isfinite(v) for v in (start, limit, delta)):
         raise rt_fail("Range", "start, limit and delta must be finite")
     n = range_count(start, limit, delta)
+    if n > MAX_RANGE:
+        raise rt_fail("Range", f"the range has {n} elements (more than {MAX_RANGE})")
     if is_int:
         return [(start + np.arange(n, dtype=np.int64) * delta).astype(dt)]
     work = dt  # output[i] = start + i * delta, each operation rounded to the working type
@@ -199,10 +209,7 @@ def _random_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _random_like_infer(ctx: InferCtx) -> list[TensorType]:
     t = req(ctx, 0)
-    dtype = attr_dtype(ctx, "dtype", RANDOM_TYPES, default=t.dtype)
-    if dtype not in RANDOM_TYPES:
-        raise ctx.fail(f"output dtype {dtype} not supported (give a float 'dtype')")
-    return [TensorType(t.shape, dtype)]
+    return [TensorType(t.shape, attr_dtype(ctx, "dtype", RANDOM_TYPES, default=t.dtype))]
 
 
 def _random_ref(ctx: EvalCtx, inputs):

@@ -29,6 +29,7 @@ from compiler.ops.shape import (
     check_int_input,
     const_ints,
     req,
+    rt_axes,
     rt_fail,
     zero_of,
 )
@@ -79,7 +80,7 @@ def _gather_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _gather_ref(ctx: EvalCtx, inputs):
     x, idx = inputs
-    axis = ctx.attrs["axis"] % x.ndim
+    (axis,) = rt_axes(ctx.op, [ctx.attrs["axis"]], x.ndim)
     idx = check_indices("Gather", idx, x.shape[axis])
     return [np.take(x, idx, axis=axis)]
 
@@ -103,7 +104,7 @@ def _gather_elements_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _gather_elements_ref(ctx: EvalCtx, inputs):
     x, idx = inputs
-    axis = ctx.attrs["axis"] % x.ndim
+    (axis,) = rt_axes(ctx.op, [ctx.attrs["axis"]], x.ndim)
     idx = check_indices("GatherElements", idx, x.shape[axis])
     if any(i > d for k, (i, d) in enumerate(zip(idx.shape, x.shape, strict=True))
            if k != axis):
@@ -194,7 +195,7 @@ def scatter_into(out: np.ndarray, index: tuple, updates: np.ndarray, reduction: 
 
 def _scatter_elements_ref(ctx: EvalCtx, inputs):
     x, idx, upd = inputs
-    axis = ctx.attrs["axis"] % x.ndim
+    (axis,) = rt_axes(ctx.op, [ctx.attrs["axis"]], x.ndim)
     idx = check_indices(ctx.op, idx, x.shape[axis])
     if idx.shape != upd.shape or any(
             i > d for k, (i, d) in enumerate(zip(idx.shape, x.shape, strict=True)) if k != axis):
@@ -283,7 +284,7 @@ def _tensor_scatter_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _tensor_scatter_ref(ctx: EvalCtx, inputs):
     past, upd, wi = (list(inputs) + [None])[:3]
-    axis = ctx.attrs["axis"] % past.ndim
+    (axis,) = rt_axes(ctx.op, [ctx.attrs["axis"]], past.ndim)
     maxlen, seq = past.shape[axis], upd.shape[axis]
     out = past.copy()
     lead = (slice(None),) * (axis - 1)
@@ -338,7 +339,7 @@ def _compress_ref(ctx: EvalCtx, inputs):
     axis = ctx.attrs.get("axis")
     if axis is None:
         x, axis = x.reshape(-1), 0
-    axis %= x.ndim
+    (axis,) = rt_axes("Compress", [axis], x.ndim)
     n = x.shape[axis]
     if cond[n:].any():
         raise rt_fail("Compress", f"condition selects index >= {n} on an axis of size {n}")
@@ -399,7 +400,7 @@ def _unique_ref(ctx: EvalCtx, inputs):
     if axis is None:
         rows, axis_x = x.reshape(-1, 1), None
     else:
-        axis_x = axis % x.ndim
+        (axis_x,) = rt_axes(ctx.op, [axis], x.ndim)
         rows = np.moveaxis(x, axis_x, 0).reshape(x.shape[axis_x], -1)
     n = rows.shape[0]
     if rows.dtype.kind == "O":
@@ -471,8 +472,7 @@ def _onehot_ref(ctx: EvalCtx, inputs):
     idx = np.where(idx < 0, idx + depth, idx)
     hot = idx[..., None] == np.arange(depth)
     out = np.where(hot, values[1], values[0]).astype(values.dtype)
-    axis = ctx.attrs["axis"]
-    axis = axis + idx.ndim + 1 if axis < 0 else axis
+    (axis,) = rt_axes("OneHot", [ctx.attrs["axis"]], out.ndim)
     return [np.moveaxis(out, -1, axis)]
 
 

@@ -111,9 +111,9 @@ def _sce_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     x, labels = inputs[0], inputs[1]
     weight = inputs[2] if len(inputs) > 2 else None
     cd = compute_dtype(x.dtype)
-    lp = log_softmax(x.astype(cd), (1,))
+    lp = log_softmax(x, (1,))  # in the input type, like LogSoftmax
     w = None if weight is None else weight.astype(cd)
-    loss = np.asarray(nll_loss(ctx, lp, labels, w)).astype(x.dtype)
+    loss = np.asarray(nll_loss(ctx, lp.astype(cd), labels, w)).astype(x.dtype)
     return [loss, lp.astype(x.dtype)][:max(ctx.num_outputs, 1)]
 
 

@@ -110,7 +110,7 @@ def check_col_param(ctx: InferCtx, i: int, b: TensorType, what: str) -> None:
     s = t.shape
     if len(s) == 0 or (len(s) == 1 and dim_eq(s[0], 1)):
         return
-    if len(s) == 1 and dim_eq(s[0], b.shape[-1]) is not False:
+    if len(s) == 1 and len(b.shape) >= 2 and dim_eq(s[0], b.shape[-1]) is not False:
         return
     if len(s) == len(b.shape) >= 2 and dim_eq(s[-2], 1) is not False and all(
             dim_eq(x, y) is not False for x, y in zip(s[:-2] + s[-1:], b.shape[:-2]

@@ -12,8 +12,6 @@ with the multiplier x_scale * w_scale / y_scale computed in the scales' own prec
 
 from __future__ import annotations
 
-import math
-
 import ml_dtypes
 import numpy as np
 
@@ -332,11 +330,10 @@ def qmatmul_infer(ctx: InferCtx) -> list[TensorType]:
 def qmatmul_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     a, as_, azp, b, bs, bzp, ys, yzp = inputs
     acc = int_matmul(a, b, azp, bzp)
-    sa = row_param(as_, a.ndim)
-    mult = sa * bs.reshape(bs.shape if bs.size > 1 else ()) / ys.reshape(())
-    if a.ndim == 1 and mult.ndim > 0:
-        mult = mult.reshape(mult.shape[:-2] + mult.shape[-1:]) if mult.ndim >= 2 else mult
-    if b.ndim == 1 and mult.ndim > 0 and math.prod(mult.shape[-1:]) == 1:
+    mult = row_param(as_, a.ndim) * bs.reshape(bs.shape if bs.size > 1 else ()) / ys.reshape(())
+    if a.ndim == 1 and mult.ndim >= 2:  # the result drops a's row axis ...
+        mult = np.squeeze(mult, axis=-2)
+    if b.ndim == 1 and mult.ndim >= 1:  # ... and b's column axis
         mult = mult[..., 0]
     return [requantize(acc, mult, yzp.reshape(()), ctx.out_types[0].dtype)]
 

@@ -16,7 +16,7 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, register
-from compiler.ops.shape import norm_axes, req, rt_fail, vec_len
+from compiler.ops.shape import norm_axes, req, rt_axes, rt_fail, vec_len
 
 MODES = ("nearest", "linear", "cubic")
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -256,7 +256,7 @@ def _resize_ref(ctx: EvalCtx, inputs):
     attrs = ctx.attrs
     rank = x.ndim
     axes = attrs.get("axes")
-    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    axes = list(range(rank)) if axes is None else rt_axes("Resize", axes, rank)
     if scales is not None and scales.size == 0:
         scales = None
     if scales is not None and sizes is not None:

@@ -106,6 +106,18 @@ def rt_fail(op: str, message: str) -> ExecutionError:
     return ExecutionError(f"{op}: {message}")
 
 
+def rt_axes(op: str, axes: Sequence[int], rank: int) -> list[int]:
+    """Normalise axes read from run-time values; out-of-range or repeated axes raise."""
+    out = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise rt_fail(op, f"axis {a} out of range for rank {rank}")
+        out.append(a + rank if a < 0 else a)
+    if len(set(out)) != len(out):
+        raise rt_fail(op, f"axes {list(axes)} has duplicates")
+    return out
+
+
 def as_ints(x: np.ndarray | None) -> list[int] | None:
     return None if x is None else [int(v) for v in np.asarray(x).reshape(-1)]
 
@@ -275,7 +287,12 @@ def _concat_infer(ctx: InferCtx) -> list[TensorType]:
 
 
 def _concat_ref(ctx: EvalCtx, inputs):
-    return [np.concatenate(inputs, axis=ctx.attrs["axis"])]
+    (axis,) = rt_axes("Concat", [ctx.attrs["axis"]], inputs[0].ndim)
+    try:
+        return [np.concatenate(inputs, axis=axis)]
+    except ValueError:
+        shapes = " and ".join(str(list(x.shape)) for x in inputs)
+        raise rt_fail("Concat", f"cannot concatenate {shapes} on axis {axis}") from None
 
 
 register(OpDef("Concat", _concat_infer, _concat_ref, attrs={"axis": Attr("int")},
@@ -341,7 +358,7 @@ def _split_infer(ctx: InferCtx) -> list[TensorType]:
 
 def _split_ref(ctx: EvalCtx, inputs):
     x = inputs[0]
-    axis = ctx.attrs["axis"] % x.ndim
+    (axis,) = rt_axes("Split", [ctx.attrs["axis"]], x.ndim)
     split = as_ints(inputs[1] if len(inputs) > 1 else None)
     if split is None:
         try:
@@ -398,7 +415,7 @@ def _squeeze_ref(ctx: EvalCtx, inputs):
     axes = as_ints(inputs[1] if len(inputs) > 1 else None)
     if axes is None:
         return [x.reshape(tuple(d for d in x.shape if d != 1))]
-    ax = {a % x.ndim for a in axes}
+    ax = set(rt_axes("Squeeze", axes, x.ndim))
     if any(x.shape[a] != 1 for a in ax):
         raise rt_fail("Squeeze", f"cannot squeeze axes {axes} of shape {list(x.shape)}")
     return [x.reshape(tuple(d for i, d in enumerate(x.shape) if i not in ax))]
@@ -427,7 +444,7 @@ def _unsqueeze_infer(ctx: InferCtx) -> list[TensorType]:
 def _unsqueeze_ref(ctx: EvalCtx, inputs):
     x, axes = inputs[0], as_ints(inputs[1])
     rank = x.ndim + len(axes)
-    ax = {a % rank for a in axes}
+    ax = set(rt_axes("Unsqueeze", axes, rank))
     dims = iter(x.shape)
     return [x.reshape(tuple(1 if i in ax else next(dims) for i in range(rank)))]
 
@@ -450,6 +467,8 @@ def _flatten_infer(ctx: InferCtx) -> list[TensorType]:
 def _flatten_ref(ctx: EvalCtx, inputs):
     x = inputs[0]
     axis = ctx.attrs["axis"]
+    if not -x.ndim <= axis <= x.ndim:
+        raise rt_fail("Flatten", f"axis {axis} out of range for rank {x.ndim}")
     axis = axis + x.ndim if axis < 0 else axis
     return [x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))]
 
@@ -559,11 +578,6 @@ register(OpDef("Tile", _tile_infer, _tile_ref, kind=Kind.INJECTIVE, inputs=(2, 2
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
-def input_dtype(ictx, i: int) -> DType:
-    """The dtype of an ONNX node's input i at import time (for upgrade hooks)."""
-    return ictx._scope.lookup(ictx.inputs[i], ictx.where).type.dtype
-
-
 def _pad_upgrade(ictx) -> None:
     if ictx.opset >= 11:
         return
@@ -572,7 +586,7 @@ def _pad_upgrade(ictx) -> None:
         raise ictx.fail("attribute 'pads' is required")
     value = ictx.attrs.pop("value", 0.0)
     ictx.inputs[1:] = [ictx.add_const(list(pads), np.int64)]
-    dtype = input_dtype(ictx, 0).np
+    dtype = ictx.input_type(0).dtype.np
     ictx.inputs.append(ictx.add_const(np.array(value).astype(dtype), dtype))
 
 
@@ -625,7 +639,7 @@ def _pad_ref(ctx: EvalCtx, inputs):
     x, pads, cv, axes = (list(inputs) + [None] * 4)[:4]
     mode = ctx.attrs["mode"]
     rank = x.ndim
-    axes = list(range(rank)) if axes is None else [a % rank for a in as_ints(axes)]
+    axes = list(range(rank)) if axes is None else rt_axes("Pad", as_ints(axes), rank)
     pads = as_ints(pads)
     if len(pads) != 2 * len(axes):
         raise rt_fail("Pad", f"pads has {len(pads)} entries, expected {2 * len(axes)}")
@@ -656,7 +670,7 @@ register(OpDef("Pad", _pad_infer, _pad_ref, attrs={"mode": Attr("string", "const
 
 def _ccp_axes(ctx, rank: int) -> list[int]:
     axes = ctx.attrs.get("axes")
-    return list(range(rank)) if axes is None else [a % rank for a in axes]
+    return list(range(rank)) if axes is None else rt_axes("CenterCropPad", axes, rank)
 
 
 def _ccp_infer(ctx: InferCtx) -> list[TensorType]:
@@ -833,7 +847,8 @@ def _slice_infer(ctx: InferCtx) -> list[TensorType]:
 def _slice_ref(ctx: EvalCtx, inputs):
     x, starts, ends, axes, steps = (list(inputs) + [None] * 5)[:5]
     starts, ends = as_ints(starts), as_ints(ends)
-    axes = list(range(len(starts))) if axes is None else [a % x.ndim for a in as_ints(axes)]
+    axes = rt_axes("Slice", list(range(len(starts))) if axes is None else as_ints(axes),
+                   x.ndim)
     steps = [1] * len(starts) if steps is None else as_ints(steps)
     if 0 in steps:
         raise rt_fail("Slice", "steps must be non-zero")

@@ -4,6 +4,10 @@ Since opset 13 these normalise along the single axis `axis` (default -1). Before
 was coerced to 2-D at `axis` (default 1): the op normalised over all of the dimensions from
 `axis` to the end together. The upgrade hook keeps that meaning by setting the internal
 attribute `coerce_2d=1`, which ONNX models themselves cannot set.
+
+Softmax and LogSoftmax compute step by step in the input type, like their ONNX function
+bodies (ReduceMax, Sub, Exp, ReduceSum, Div / Log, Sub), so float16/bfloat16 results round
+where the spec rounds; the sum accumulates as ReduceSum does (in float32 for those types).
 """
 
 from __future__ import annotations
@@ -38,16 +42,19 @@ def _axes(ctx: EvalCtx, x: np.ndarray) -> tuple[int, ...]:
     return tuple(range(ax, x.ndim)) if ctx.attrs.get("coerce_2d", 0) else (ax,)
 
 
+def _sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """ReduceSum's meaning: float16/bfloat16 accumulate in float32, then round once."""
+    return np.sum(x.astype(compute_dtype(x.dtype)), axis=axes, keepdims=True).astype(x.dtype)
+
+
 def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    m = np.max(x, axis=axes, keepdims=True)
-    e = np.exp(x - m)
-    return e / np.sum(e, axis=axes, keepdims=True)
+    e = np.exp(x - np.max(x, axis=axes, keepdims=True))
+    return e / _sum(e, axes)
 
 
 def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    m = np.max(x, axis=axes, keepdims=True)
-    d = x - m
-    return d - np.log(np.sum(np.exp(d), axis=axes, keepdims=True))
+    d = x - np.max(x, axis=axes, keepdims=True)
+    return d - np.log(_sum(np.exp(d), axes))
 
 
 def hardmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -69,8 +76,7 @@ _FNS = {"Softmax": softmax, "LogSoftmax": log_softmax, "Hardmax": hardmax}
 
 def _ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     x = inputs[0]
-    xc = x.astype(compute_dtype(x.dtype), copy=False)
-    return [_FNS[ctx.op](xc, _axes(ctx, x)).astype(x.dtype)]
+    return [_FNS[ctx.op](x, _axes(ctx, x)).astype(x.dtype)]
 
 
 for _name in _FNS:
