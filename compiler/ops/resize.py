@@ -5,6 +5,13 @@ maps to a source coordinate by the coordinate transformation mode, then a neares
 cubic kernel (stretched by 1/scale when antialiasing a downscale) weighs the neighbouring
 input samples, with indices clamped to the edge. Arithmetic is float64; the result is cast
 back to the input dtype (integers rounded half to even and saturated).
+
+Where the spec leaves room we follow ONNX's own conformance data: align_corners and
+tf_crop_and_resize use the fractional target length `scale * length_original` when the
+output comes from scales (onnxruntime uses the integer length); pytorch_half_pixel maps a
+single output to 0 as the spec says. Resize-10 and Upsample take asymmetric coordinates and
+round nearest samples down (as onnx's version converter does; onnxruntime rounds up when
+downsampling).
 """
 
 from __future__ import annotations
