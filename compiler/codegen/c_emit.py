@@ -523,7 +523,8 @@ class _FuncEmitter:
         if isinstance(e, BinOp) and e.op is BinKind.shl:
             return f"({self.wrapped(e.a, lane)} << {self.expr(e.b, lane)})"
         if isinstance(e, UnOp) and e.op is UnKind.neg:
-            return f"(-{self.wrapped(e.a, lane)})"
+            text = self.wrapped(e.a, lane)
+            return f"(-({text}))" if text.startswith("-") else f"(-{text})"
         if isinstance(e, IntImm):
             return wide_literal(e.value, e.dtype)
         if isinstance(e, Ramp):
@@ -562,7 +563,10 @@ class _FuncEmitter:
         if e.op is UnKind.not_:
             return f"(!{self.expr(e.a, lane)})"
         if e.op is UnKind.neg:
-            return self.int_wrap(e, lane) if is_int(e.dtype) else f"(-{self.expr(e.a, lane)})"
+            if is_int(e.dtype):
+                return self.int_wrap(e, lane)
+            text = self.expr(e.a, lane)
+            return f"(-({text}))" if text.startswith("-") else f"(-{text})"
         ct = VALUE_CTYPE[e.dtype]
         text = f"~{self.expr(e.a, lane)}"
         return f"({text})" if e.dtype.bits >= 32 else f"(({ct}){text})"

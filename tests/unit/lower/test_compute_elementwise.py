@@ -77,7 +77,7 @@ def check(target: str, op_name: str, args: list, attrs: dict | None = None,
                   f"inputs {args}\nwant {w}\ngot  {g}"
 
 
-def floats(dtype, n: int = 12, lo: float = -4.0, hi: float = 4.0) -> np.ndarray:
+def floats(dtype, n: int = 16, lo: float = -4.0, hi: float = 4.0) -> np.ndarray:
     return np.concatenate([SPECIAL, RNG.uniform(lo, hi, n)]).astype(dtype)
 
 
