@@ -42,28 +42,35 @@ _ready = False
 
 
 class CodegenError(AnvilError):
-    """The LLVM toolchain rejected or could not finish a module."""
+    """The LLVM backend cannot run here (a runtime library is missing)."""
 
     kind = "codegen error"
+
+
+class LLVMInternalError(RuntimeError):
+    """LLVM rejected IR that this backend generated: a bug in Anvil, not a user error."""
 
 
 def _initialise() -> None:
     """Initialise LLVM's native target and load the runtime libraries kernels call into."""
     global _ready
-    if _ready:
-        return
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    for lib, required in _LIBRARIES:
-        name = ctypes.util.find_library(lib)
-        try:
-            if name is None:
-                raise RuntimeError(f"lib{lib} not found")
-            llvm.load_library_permanently(name)
-        except RuntimeError as err:
-            if required:
-                raise CodegenError(f"the LLVM backend needs lib{lib}: {err}") from None
-    _ready = True
+    with _lock:
+        if _ready:
+            return
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        # The Python executable may be linked statically, so libm's symbols are not
+        # necessarily visible to the JIT: load every library kernels call into.
+        for lib, required in _LIBRARIES:
+            name = ctypes.util.find_library(lib)
+            try:
+                if name is None:
+                    raise RuntimeError(f"lib{lib} not found")
+                llvm.load_library_permanently(name)
+            except RuntimeError as err:
+                if required:
+                    raise CodegenError(f"the LLVM backend needs lib{lib}: {err}") from None
+        _ready = True
 
 
 def _target_machine(opt_level: int) -> llvm.TargetMachine:
@@ -126,19 +133,25 @@ class LLVMModule:
             module = llvm.parse_assembly(ir_text)
             module.verify()
         except RuntimeError as err:
-            raise CodegenError(f"LLVM rejected the generated IR: {err}") from None
+            raise LLVMInternalError(f"LLVM rejected the generated IR: {err}") from err
         if opt_level > 0:
             tm = _target_machine(opt_level)
             pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(opt_level))
             pb.getModulePassManager().run(module, pb)
-        self.optimized_ir = str(module)
         for fn in module.functions:
             if fn.is_declaration and not fn.name.startswith("llvm.") \
                     and llvm.address_of_symbol(fn.name) is None:
-                raise CodegenError(f"cannot resolve symbol '{fn.name}' for the JIT")
+                # MCJIT would silently leave the call unrelocated (and crash later).
+                raise LLVMInternalError(f"cannot resolve symbol '{fn.name}' for the JIT")
+        self._module = module
         self._engine = llvm.create_mcjit_compiler(module, _target_machine(opt_level))
         self._engine.finalize_object()
         self._kernels: dict[str, NativeKernel] = {}
+
+    @property
+    def optimized_ir(self) -> str:
+        """The module's LLVM IR after optimisation."""
+        return str(self._module)
 
     @property
     def names(self) -> list[str]:
@@ -182,6 +195,8 @@ def compile_funcs(funcs: Sequence[PrimFunc], opt_level: int = 2, fast_math: bool
     (0: libgomp's default).
     """
     funcs = list(funcs)
+    if opt_level not in (0, 1, 2, 3):
+        raise UnsupportedError(f"LLVM opt_level must be 0..3, got {opt_level}")
     key = _key(funcs, opt_level, fast_math, num_threads)
     with _lock:
         hit = _cache.get(key)

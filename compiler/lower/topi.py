@@ -221,81 +221,139 @@ __all__ = [
 
 def conv(name: str, x: Tensor, w: Tensor, bias: Tensor | None, out_shape: Sequence[int],
          strides: Sequence[int], dilations: Sequence[int], pads_begin: Sequence[int],
-         group: int, acc: DType | None = None) -> Tensor:
-    """N-D grouped convolution, NC[spatial] layout; padding is a predicate, not a copy."""
+         group: int, acc: DType | None = None, dtype: DType | None = None,
+         x_value: Callable[[Expr, Expr, Expr], Expr] | None = None,
+         w_value: Callable[[Expr, Expr], Expr] | None = None) -> Tensor:
+    """N-D grouped convolution of x (N, C, *s) with w (M, C/group, *k), NC[spatial] layout.
+
+    Padding is a reduction predicate (padded taps contribute nothing), never a copy; only the
+    bounds a window can actually cross are tested. Products accumulate in `acc` (x's dtype
+    by default); the bias, cast to `acc`, is added after the sum and the result is cast to
+    `dtype` (`acc` by default). `x_value(v, n, c)` and `w_value(v, m)` map a loaded element
+    to `acc` (default: a cast), e.g. to subtract zero points.
+    """
     k = len(out_shape) - 2
+    kernel = w.shape[2:]
     cin_g = w.shape[1]
     m_per_g = out_shape[1] // group
     acc = acc or x.dtype
+    dtype = dtype or acc
+    xval = x_value or (lambda v, n, c: to_dtype(acc, v))
+    wval = w_value or (lambda v, m: to_dtype(acc, v))
 
     def body(*i):
         n, m, sp = i[0], i[1], i[2:]
         rc = rvar("rc", cin_g)
-        rs = [rvar(f"rk{j}", w.shape[2 + j]) for j in range(k)]
-        pos = [window_index(sp[j], rs[j].var, strides[j], dilations[j], pads_begin[j])
-               for j in range(k)]
-        g = B.floordiv(m, idx(m_per_g)) if group > 1 else None
-        c = g * idx(cin_g) + rc.var if g is not None else rc.var
-        cond = in_bounds(pos, x.shape[2:]) if any(pads_begin) or _may_overrun(
-            x, w, out_shape, strides, dilations, pads_begin) else None
-        xv = x[(n, c, *pos)]
-        wv = w[(m, rc.var, *(r.var for r in rs))]
-        if xv.dtype != acc:
-            xv, wv = B.cast(acc, xv), B.cast(acc, wv)
-        return reduce("sum", xv * wv, [rc, *rs], where=cond)
+        rs = [rvar(f"rk{j}", kernel[j]) for j in range(k)]
+        pos = window_positions(sp, [r.var for r in rs], strides, dilations, pads_begin)
+        c = rc.var if group == 1 else B.floordiv(m, idx(m_per_g)) * idx(cin_g) + rc.var
+        cond = window_guard(pos, x.shape[2:], out_shape[2:], kernel, strides, dilations,
+                            pads_begin)
+        prod = xval(x[(n, c, *pos)], n, c) * wval(w[(m, rc.var, *(r.var for r in rs))], m)
+        return reduce("sum", prod, [rc, *rs], where=cond)
 
-    out = compute(name, out_shape, body, acc)
-    if bias is None:
+    out = stage(name, out_shape, body, acc)
+    if bias is None and dtype == acc:
         return out
-    return compute(f"{name}_bias", out_shape, lambda *i: out[i] + bias[(i[1],)])
+
+    def finish(*i):
+        v = out[i]
+        if bias is not None:
+            v = v + to_dtype(acc, bias[(i[1],)])
+        return to_dtype(dtype, v)
+
+    return stage(f"{name}_out", out_shape, finish, dtype)
 
 
-def _may_overrun(x, w, out_shape, strides, dilations, pads_begin) -> bool:
-    for j in range(len(out_shape) - 2):
-        last = (out_shape[2 + j] - 1) * strides[j] + (w.shape[2 + j] - 1) * dilations[j] \
-            - pads_begin[j]
-        if last >= x.shape[2 + j]:
-            return True
-    return False
+def to_dtype(dtype: DType, e: Expr) -> Expr:
+    """`e` cast to `dtype`, or `e` itself when it already has it."""
+    return e if e.dtype == dtype else B.cast(dtype, e)
+
+
+def window_positions(sp: Sequence[Expr], taps: Sequence[Expr], strides: Sequence[int],
+                     dilations: Sequence[int], pads_begin: Sequence[int]) -> list[Expr]:
+    """Input coordinates `o * stride + k * dilation - pad_begin` of window taps."""
+    return [window_index(o, r, s, d, p)
+            for o, r, s, d, p in zip(sp, taps, strides, dilations, pads_begin, strict=True)]
+
+
+def window_guard(pos: Sequence[Expr], extents: Sequence[int], out: Sequence[int],
+                 kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                 pads_begin: Sequence[int]) -> Expr | None:
+    """`0 <= pos < extent` for the bounds some window of the `out` grid can cross (None when
+    every tap of every window is inside)."""
+    conds: list[Expr] = []
+    for j, p in enumerate(pos):
+        if pads_begin[j] > 0:
+            conds.append(p >= idx(0))
+        last = (out[j] - 1) * strides[j] + (kernel[j] - 1) * dilations[j] - pads_begin[j]
+        if last >= extents[j]:
+            conds.append(p < idx(extents[j]))
+    out_cond: Expr | None = None
+    for c in conds:
+        out_cond = c if out_cond is None else B.and_(out_cond, c)
+    return out_cond
+
+
+def window_count(o: Expr, kernel: int, stride: int, dilation: int, pad_begin: int, lo: int,
+                 hi: int) -> Expr:
+    """How many taps k in [0, kernel) of the window at output `o` have `lo <= o * stride +
+    k * dilation - pad_begin < hi` (closed form, no loop)."""
+    base = o * idx(stride) if stride != 1 else o
+    base = base - idx(pad_begin) if pad_begin else base
+
+    def fdiv(e: Expr) -> Expr:
+        return e if dilation == 1 else B.floordiv(e, idx(dilation))
+
+    kmin = B.max_(idx(0), idx(0) - fdiv(base - idx(lo)))  # ceil((lo - base) / dilation)
+    kmax = B.min_(idx(kernel - 1), fdiv(idx(hi - 1) - base))
+    return B.max_(idx(0), kmax - kmin + idx(1))
 
 
 def pool(name: str, x: Tensor, out_shape: Sequence[int], kernel: Sequence[int],
          strides: Sequence[int], dilations: Sequence[int], pads_begin: Sequence[int],
-         kind: str, count_include_pad: bool = False,
-         pads_end: Sequence[int] | None = None) -> Tensor:
-    """Max or average pooling over the trailing spatial dims of an NC[spatial] tensor."""
+         kind: str, count_include_pad: bool = False, pads_end: Sequence[int] | None = None,
+         acc: DType | None = None, dtype: DType | None = None,
+         value: Callable[[Expr], Expr] | None = None) -> Tensor:
+    """Pooling over the trailing spatial dims of an NC[spatial] tensor: `kind` is "max",
+    "sum" or "avg" of `value(x)` (x cast to `acc`, x's dtype by default) over the taps inside
+    the input, the result cast to `dtype` (`acc` by default). The average divides by the
+    number of taps inside the input, or with `count_include_pad` inside the input and its
+    explicit pads (`pads_end`, `pads_begin` when not given), never the extra room ceil_mode
+    adds."""
     k = len(kernel)
     spatial = x.shape[2:]
-
-    def positions(sp, rs):
-        return [window_index(sp[j], rs[j].var, strides[j], dilations[j], pads_begin[j])
-                for j in range(k)]
+    acc = acc or x.dtype
+    dtype = dtype or acc
 
     def total(*i):
         rs = [rvar(f"rk{j}", kernel[j]) for j in range(k)]
-        pos = positions(i[2:], rs)
-        v = x[(i[0], i[1], *pos)]
-        kind_ = "max" if kind == "max" else "sum"
-        return reduce(kind_, v, rs, where=in_bounds(pos, spatial))
+        pos = window_positions(i[2:], [r.var for r in rs], strides, dilations, pads_begin)
+        v = to_dtype(acc, x[(i[0], i[1], *pos)])
+        if value is not None:
+            v = value(v)
+        cond = window_guard(pos, spatial, out_shape[2:], kernel, strides, dilations,
+                            pads_begin)
+        return reduce("max" if kind == "max" else "sum", v, rs, where=cond)
 
-    acc = compute(name, out_shape, total, x.dtype)
-    if kind == "max":
-        return acc
+    red = stage(name, out_shape, total, acc)
+    if kind != "avg":
+        return red if dtype == acc else stage(f"{name}_out", out_shape,
+                                              lambda *i: B.cast(dtype, red[i]), dtype)
+    ends = pads_end if pads_end is not None else pads_begin
 
-    def count(*i):
-        rs = [rvar(f"rc{j}", kernel[j]) for j in range(k)]
-        pos = positions(i[2:], rs)
-        if count_include_pad:
-            ends = pads_end or pads_begin
-            cond = in_bounds([p + idx(pads_begin[j]) for j, p in enumerate(pos)],
-                             [spatial[j] + pads_begin[j] + ends[j] for j in range(k)])
-        else:
-            cond = in_bounds(pos, spatial)
-        one = scalar(1, x.dtype)
-        return reduce("sum", one, rs, where=cond)
+    def avg(*i):
+        cnt: Expr | None = None
+        for j in range(k):
+            lo, hi = (-pads_begin[j], spatial[j] + ends[j]) if count_include_pad else \
+                (0, spatial[j])
+            c = window_count(i[2 + j], kernel[j], strides[j], dilations[j], pads_begin[j],
+                             lo, hi)
+            cnt = c if cnt is None else cnt * c
+        n = B.cast(acc, cnt) if cnt is not None else scalar(1, acc)
+        return to_dtype(dtype, red[i] / n)
 
-    cnt = compute(f"{name}_n", out_shape, count, x.dtype)
-    return compute(f"{name}_avg", out_shape, lambda *i: acc[i] / cnt[i])
+    return stage(f"{name}_avg", out_shape, avg, dtype)
 
 
 # ---------------------------------------------------------------------------------------
@@ -320,3 +378,21 @@ def _cheap(e: Expr) -> bool:
     if isinstance(e, Cast):
         e = e.value
     return isinstance(e, (Var, IntImm, FloatImm, BufferLoad))
+
+
+# ---------------------------------------------------------------------------------------
+# stages that keep their producers alive
+
+
+def stage(name: str, shape: Sequence[int], fn: Callable[..., Expr | te.Reduction],
+          dtype: DType | None = None, inline: bool = True) -> Tensor:
+    """`te.compute`, and the new stage holds references to the stages its body reads.
+
+    `te` finds a stage's producers through a weak buffer -> tensor map, so an intermediate
+    stage that only a consumer's body refers to is collected once the Python function that
+    built it returns, and lowering then reports its buffer undefined. Until `te.compute`
+    records producers itself, build multi-stage computes with this."""
+    t = compute(name, shape, fn, dtype, inline)
+    producers = [te._BY_BUFFER.get(b) for b in te._loads(t.body)]
+    t.extra["producers"] = list({id(p): p for p in producers if p is not None}.values())
+    return t

@@ -16,6 +16,7 @@ _MODULES = (
     "softmax",
     "loss",
     "shape",
+    "pad_slice",
     "index",
     "generate",
     "resize",

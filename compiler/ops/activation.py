@@ -196,7 +196,8 @@ def _shrink_lower(x: Expr, a: Attrs) -> Expr:
 
     def body(xf: Expr) -> Expr:
         lambd, bias = fconst(xf, a["lambd"]), fconst(xf, a["bias"])
-        return B.select(xf < -lambd, xf + bias, B.select(xf > lambd, xf - bias, 0.0))
+        neg_lambd = fconst(xf, -a["lambd"])
+        return B.select(xf < neg_lambd, xf + bias, B.select(xf > lambd, xf - bias, 0.0))
 
     y = topi.let(xf, body)
     return y if is_float(x.dtype) else float_to_int64(y)

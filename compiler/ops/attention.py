@@ -8,11 +8,18 @@ the spec's dtype flow: scores, bias and softmax are computed in the input float 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import idx
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -23,6 +30,9 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 FLOATS = (DType.bfloat16, DType.float16, DType.float32, DType.float64)
 HALF_AND_FLOAT = (DType.float32, DType.float16, DType.bfloat16)
@@ -288,6 +298,204 @@ def _attention_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return outs[: ctx.num_outputs]
 
 
+# Lowering. Stages follow the reference's dtype flow: products of half-precision operands
+# accumulate in float32 and round once (as numpy's matmul), float16 sums accumulate in
+# float32 (numpy's pairwise sum), bfloat16 sums round at every step (ml_dtypes' add).
+
+Load = Callable[..., Expr]
+
+
+def _acc(*dts: DType) -> DType:
+    """The accumulator of a product-sum of these dtypes (numpy's matmul for half types)."""
+    return DType.float64 if DType.float64 in dts else DType.float32
+
+
+def _sum_acc(dt: DType) -> DType:
+    return DType.float32 if dt == DType.float16 else dt
+
+
+def _fimm(value: float, dt: DType) -> Expr:
+    return topi.scalar(value, dt)
+
+
+def _heads4(x: te.Tensor, heads: int | None) -> Load:
+    """Loads of the (B, H, S, D) view of a (B, S, H*D) or (B, H, S, D) input."""
+    if x.ndim == 4:
+        return lambda b, h, s, d: x[b, h, s, d]
+    hd = x.shape[2] // heads
+    return lambda b, h, s, d: x[b, s, h * idx(hd) + d]
+
+
+def _with_past(past: te.Tensor | None, new: Load) -> Load:
+    """Concatenation of the cache and the new entries along the sequence axis."""
+    p = past.shape[2] if past is not None else 0
+    if p == 0:
+        return new
+
+    def load(b, h, j, d):
+        fresh = new(b, h, B.max_(j - idx(p), idx(0)), d)
+        return B.select(j < idx(p), past[b, h, B.min_(j, idx(p - 1)), d], fresh)
+
+    return load
+
+
+def _matmul_stage(name: str, shape, lhs: Load, rhs: Load, kdim: int, out: DType,
+                  acc: DType) -> te.Tensor:
+    """out[..., i, j] = sum_k lhs(..., i, k) * rhs(..., k, j), accumulated in `acc`."""
+
+    def body(*ax):
+        r = te.rvar("k", kdim)
+        x, y = lhs(*ax[:-1], r.var), rhs(*ax[:-2], r.var, ax[-1])
+        if x.dtype != acc:
+            x = B.cast(acc, x)
+        if y.dtype != acc:
+            y = B.cast(acc, y)
+        return te.reduce("sum", x * y, [r])
+
+    res = topi.stage(name, shape, body, acc)
+    if acc == out:
+        return res
+    return topi.stage(f"{name}_r", shape, lambda *i: B.cast(out, res[i]), out)
+
+
+def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
+    """Softmax over the last axis as the reference's `_softmax` (max, exp, sum, divide),
+    in x's dtype; with `dead_rows` an all -inf row gives zeros instead of NaN."""
+    dt, shape = x.dtype, x.shape
+    inf = _fimm(float("inf"), dt)
+    n = shape[-1]
+
+    def rowmax(*i):
+        r = te.rvar("j", n)
+        return te.reduce("max", x[(*i, r.var)], [r])
+
+    m = topi.stage(f"{name}_max", shape[:-1], rowmax)
+
+    def shifted(*i):
+        mi = m[i[:-1]]
+        if dead_rows:
+            mi = topi.let(mi, lambda v: B.select(B.eq(v, -inf), _fimm(0.0, dt), v))
+        return B.call("exp", x[i] - mi)
+
+    e = topi.stage(f"{name}_exp", shape, shifted, dt, inline=False)
+    sdt = _sum_acc(dt)
+
+    def rowsum(*i):
+        r = te.rvar("j", n)
+        v = e[(*i, r.var)]
+        return te.reduce("sum", B.cast(sdt, v) if sdt != dt else v, [r])
+
+    s = topi.stage(f"{name}_sum", shape[:-1], rowsum, sdt)
+
+    def div(*i):
+        si = s[i[:-1]]
+        if sdt != dt:
+            si = B.cast(dt, si)
+        if dead_rows:
+            si = topi.let(si, lambda v: B.select(B.eq(v, _fimm(0.0, dt)), _fimm(1.0, dt), v))
+        return e[i] / si
+
+    return topi.stage(f"{name}_p", shape, div, dt)
+
+
+def _attention_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    q, k, v, mask, pk, pv, nonpad = list(ins) + [None] * (7 - len(ins))
+    a = ctx.attrs
+    dt, vdt = q.dtype, v.dtype
+    hq = a.get("q_num_heads") if q.ndim == 3 else q.shape[1]
+    hkv = a.get("kv_num_heads") if q.ndim == 3 else k.shape[1]
+    qload, kload, vload = _heads4(q, hq), _heads4(k, hkv), _heads4(v, hkv)
+    b, sq = q.shape[0], (q.shape[1] if q.ndim == 3 else q.shape[2])
+    dq = q.shape[-1] // hq if q.ndim == 3 else q.shape[3]
+    dv = v.shape[-1] // hkv if q.ndim == 3 else v.shape[3]
+    past = pk.shape[2] if pk is not None else 0
+    t = past + (k.shape[1] if q.ndim == 3 else k.shape[2])
+    grp = hq // hkv
+    present_k = topi.stage("present_key", (b, hkv, t, dq), _with_past(pk, kload))
+    present_v = topi.stage("present_value", (b, hkv, t, dv), _with_past(pv, vload))
+
+    scale = a.get("scale")
+    if scale is None:
+        scale = 1.0 / np.sqrt(dq)
+    s = _fimm(float(dt.np.type(np.sqrt(scale))), dt)  # Q and K are each scaled by sqrt(scale)
+
+    def kv_head(h):
+        return B.floordiv(h, idx(grp)) if grp > 1 else h
+
+    qk = _matmul_stage(
+        "qk", (b, hq, sq, t), lambda bb, h, i, d: qload(bb, h, i, d) * s,
+        lambda bb, h, d, j: present_k[bb, kv_head(h), j, d] * s, dq, dt, _acc(dt))
+    cap = a["softcap"]
+    capped = qk
+    if cap > 0:
+        capped = topi.stage("softcap", qk.shape, lambda *i: B.call(
+            "tanh", qk[i] / _fimm(cap, dt)) * _fimm(cap, dt), dt)
+    bias = _attention_bias_load(a, mask, nonpad, past, sq, t, dt)
+    scores = topi.stage("scores", qk.shape, lambda *i: capped[i] + bias(*i), dt)
+    pdt = PRECISIONS[a["softmax_precision"]] if a.get("softmax_precision") is not None else dt
+    sc = scores if pdt == dt else topi.stage("scores_p", qk.shape,
+                                             lambda *i: B.cast(pdt, scores[i]), pdt)
+    probs = _softmax_stages("softmax", sc, True)
+    inf = _fimm(float("inf"), dt)
+
+    def rowdead(bb, h, i):
+        r = te.rvar("j", t)
+        return te.reduce("max", bias(bb, h, i, r.var), [r])
+
+    dead = topi.stage("dead", (b, hq, sq), rowdead, dt)
+    probs_dt = topi.stage("probs", qk.shape, lambda bb, h, i, j: B.cast(dt, B.select(
+        B.eq(dead[bb, h, i], -inf), _fimm(0.0, pdt), probs[bb, h, i, j])), dt)
+    y4 = _matmul_stage("pv", (b, hq, sq, dv), lambda *i: probs_dt[i],
+                       lambda bb, h, j, d: present_v[bb, kv_head(h), j, d], t, dt, _acc(dt, vdt))
+    if q.ndim == 3:
+        y = topi.stage("y", (b, sq, hq * dv), lambda bb, i, c: y4[
+            bb, B.floordiv(c, idx(dv)), i, B.floormod(c, idx(dv))])
+    else:
+        y = y4
+    qk_out = {0: qk, 1: capped, 2: scores, 3: probs_dt}[a["qk_matmul_output_mode"]]
+    return [y, present_k, present_v, qk_out][: len(ctx.out_types)]
+
+
+def _attention_bias_load(a, mask, nonpad, past: int, sq: int, t: int, dt: DType) -> Load:
+    """The additive bias of `_attention_bias` as a load function of (b, h, i, j)."""
+    zero, ninf = _fimm(0.0, dt), _fimm(float("-inf"), dt)
+    lw, rw = a["left_window_size"], a["right_window_size"]
+
+    def load(b, h, i, j):
+        if nonpad is not None and past == 0:
+            pos = i + (nonpad[(b,)] - idx(sq))
+        else:
+            pos = i + idx(past) if past else i
+        conds = []
+        if a["is_causal"]:
+            conds.append(j <= pos)
+        if lw >= 0:
+            conds.append(pos - j <= idx(lw))
+        if rw >= 0:
+            conds.append(j - pos <= idx(rw))
+        if nonpad is not None:
+            conds.append(j < nonpad[(b,)])
+        bias = zero
+        if conds:
+            ok = conds[0]
+            for c in conds[1:]:
+                ok = B.and_(ok, c)
+            bias = B.select(ok, zero, ninf)
+        if mask is None:
+            return bias
+        full = (b, h, i, j)[4 - mask.ndim:]
+        last = mask.shape[-1]
+        mi = tuple(idx(0) if d == 1 else ax for d, ax in zip(mask.shape[:-1], full[:-1],
+                                                               strict=True))
+        mv = mask[(*mi, topi.safe_index(j, last) if last < t else j)]
+        mv = B.select(mv, zero, ninf) if mask.dtype == DType.bool else B.cast(dt, mv)
+        if last < t:
+            mv = B.select(j < idx(last), mv, ninf)
+        return bias + mv
+
+    return load
+
+
 register(OpDef(
     name="Attention",
     attrs={
@@ -305,6 +513,7 @@ register(OpDef(
     outputs=(1, 4),
     infer=_attention_infer,
     ref=_attention_ref,
+    compute=_attention_compute,
     kind=Kind.OPAQUE,
     doc="Scaled dot-product attention (MHA/GQA/MQA, masks, KV cache, softcap, windows).",
 ))

@@ -1,23 +1,24 @@
 """Convolutions: Conv, ConvTranspose, ConvInteger, DeformConv, Col2Im, CausalConvWithState.
 
-The sliding-window geometry (`Window`: kernel, strides, dilations, pads, auto_pad, ceil_mode)
-is shared with pool.py and quant.py. References use im2col: one strided copy per kernel tap
-(never a loop over pixels) and one batched matmul over groups. Float16/bfloat16 math runs in
-float32 and is rounded once; float32 accumulates in float32; integer convolutions run in
-float64, which is exact for 8-bit operands.
-"""
+Window geometry and the numpy kernels live in window.py. References use im2col: one strided
+copy per kernel tap (never a loop over pixels) and one batched matmul over groups.
+Float16/bfloat16 math runs in float32 and is rounded once; float32 accumulates in float32;
+integer convolutions run in float64, which is exact for 8-bit operands."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -25,234 +26,38 @@ from compiler.ops.base import (
     Kind,
     OpDef,
     check_dtype,
-    dim_eq,
     register,
 )
+from compiler.ops.window import (
+    FLOATS,
+    INT8S,
+    Window,
+    add_bias,
+    all_of,
+    channel_of,
+    check_channels,
+    check_rank,
+    conv_nd,
+    elem0,
+    finish,
+    grouped_matmul,
+    int_attrs,
+    kernel_of,
+    make_window,
+    mul_dim,
+    need,
+    per_channel,
+    scatter_taps,
+    spatial_out,
+    strided_source,
+    work_dtype,
+    work_type,
+)
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
-FLOATS = (D.float16, D.float32, D.float64, D.bfloat16)
-INT8S = (D.int8, D.uint8)
-AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
-Fail = Callable[[str], Exception]
-
-
-# ---------------------------------------------------------------------------------------
-# Window geometry
-
-
-@dataclass(frozen=True)
-class Window:
-    kernel: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilations: tuple[int, ...]
-    pads: tuple[int, ...]  # explicit [x1_begin, x2_begin, ..., x1_end, x2_end, ...]
-    auto_pad: str = "NOTSET"
-    ceil_mode: bool = False
-
-    @property
-    def n(self) -> int:
-        return len(self.kernel)
-
-    def span(self, i: int) -> int:
-        """Extent of the dilated kernel along spatial axis i."""
-        return (self.kernel[i] - 1) * self.dilations[i] + 1
-
-    def axis(self, i: int, size: int) -> tuple[int, int, int]:
-        """(output size, pad begin, pad end) along spatial axis i for an input extent."""
-        s, span = self.strides[i], self.span(i)
-        if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            # total < 0 (kernel shorter than stride) crops; halves truncate like C
-            out = -(-size // s)
-            total = (out - 1) * s + span - size
-            half = int(total / 2) if self.auto_pad == "SAME_UPPER" else int((total + 1) / 2)
-            return out, half, total - half
-        if self.auto_pad == "VALID":
-            return (size - span) // s + 1, 0, 0
-        pb, pe = self.pads[i], self.pads[self.n + i]
-        room = size + pb + pe - span
-        if not self.ceil_mode:
-            return room // s + 1, pb, pe
-        out = -(-room // s) + 1
-        if (out - 1) * s >= size + pb:  # the last window must start inside the input
-            out -= 1
-        return out, pb, pe
-
-    def out_dims(self, dims: Sequence[Dim]) -> tuple[Dim, ...]:
-        return tuple(self.axis(i, d)[0] if isinstance(d, int) else UNKNOWN
-                     for i, d in enumerate(dims))
-
-    def resolve(self, dims: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
-        """Output extents and the pads actually applied, for concrete input extents."""
-        res = [self.axis(i, d) for i, d in enumerate(dims)]
-        return [r[0] for r in res], [r[1] for r in res], [r[2] for r in res]
-
-
-def _ints(fail: Fail | None, attrs: dict, name: str, n: int, default: int,
-          lo: int) -> tuple[int, ...]:
-    v = attrs.get(name)
-    if v is None or len(v) == 0:
-        return (default,) * n
-    if fail is not None:
-        if len(v) != n:
-            raise fail(f"{name} has {len(v)} values, expected {n}")
-        if any(x < lo for x in v):
-            raise fail(f"{name} {list(v)} must be >= {lo}")
-    return tuple(v)
-
-
-def make_window(attrs: dict, kernel: Sequence[int], fail: Fail | None = None) -> Window:
-    """Window from the usual attributes; validates them when `fail` is given."""
-    n = len(kernel)
-    auto_pad = attrs.get("auto_pad", "NOTSET") or "NOTSET"
-    if fail is not None:
-        if auto_pad not in AUTO_PADS:
-            raise fail(f"auto_pad {auto_pad!r} must be one of {', '.join(AUTO_PADS)}")
-        if any(k < 1 for k in kernel):
-            raise fail(f"kernel_shape {list(kernel)} must be positive")
-    return Window(
-        kernel=tuple(kernel),
-        strides=_ints(fail, attrs, "strides", n, 1, 1),
-        dilations=_ints(fail, attrs, "dilations", n, 1, 1),
-        pads=_ints(fail, attrs, "pads", 2 * n, 0, 0),
-        auto_pad=auto_pad,
-        ceil_mode=bool(attrs.get("ceil_mode", 0)),
-    )
-
-
-def need(ctx: InferCtx, i: int, what: str) -> TensorType:
-    t = ctx.input(i)
-    if t is None:
-        raise ctx.fail(f"input {what} is required")
-    return t
-
-
-def check_rank(ctx: InferCtx, t: TensorType, what: str, rank: int | None = None,
-               min_rank: int | None = None) -> tuple[Dim, ...] | None:
-    if t.shape is None:
-        return None
-    if rank is not None and len(t.shape) != rank:
-        raise ctx.fail(f"{what} must have rank {rank}, got shape {list(t.shape)}")
-    if min_rank is not None and len(t.shape) < min_rank:
-        raise ctx.fail(f"{what} must have rank >= {min_rank}, got shape {list(t.shape)}")
-    return t.shape
-
-
-def spatial_out(ctx: InferCtx, win: Window, dims: Sequence[Dim]) -> tuple[Dim, ...]:
-    out = win.out_dims(dims)
-    for o in out:
-        if isinstance(o, int) and o < 0:
-            raise ctx.fail(f"window {list(win.kernel)} does not fit the input spatial "
-                           f"shape {list(dims)} (output extent {o})")
-    return out
-
-
-def kernel_of(ctx: InferCtx, w: TensorType | None, n: int) -> tuple[int, ...] | None:
-    """kernel_shape attribute, or W's spatial dims; checks that they agree."""
-    ks = ctx.attrs.get("kernel_shape")
-    wdims = None if w is None or w.shape is None else tuple(w.shape[2:])
-    if ks is not None:
-        if len(ks) != n:
-            raise ctx.fail(f"kernel_shape has {len(ks)} values, expected {n}")
-        if wdims is not None and any(dim_eq(a, b) is False for a, b in zip(ks, wdims,
-                                                                          strict=True)):
-            raise ctx.fail(f"kernel_shape {list(ks)} disagrees with W shape {list(w.shape)}")
-        return tuple(ks)
-    if wdims is not None and all(isinstance(d, int) for d in wdims):
-        return wdims  # type: ignore[return-value]
-    return None
-
-
-def check_channels(ctx: InferCtx, have: Dim, want: Dim, what: str) -> None:
-    if dim_eq(have, want) is False:
-        raise ctx.fail(f"{what}: {have} != {want}")
-
-
-def mul_dim(a: Dim, k: int) -> Dim:
-    return a * k if isinstance(a, int) else UNKNOWN
-
-
-# ---------------------------------------------------------------------------------------
-# numpy kernels
-
-
-def work_dtype(dt: np.dtype) -> np.dtype:
-    """The dtype float math runs in: float64 stays, every narrower float runs in float32."""
-    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
-
-
-def pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
-                value: float = 0) -> np.ndarray:
-    """Pad (or crop, for negative amounts) the spatial axes 2.. of x."""
-    if all(b == 0 for b in begin) and all(e == 0 for e in end):
-        return x
-    crop = tuple(slice(max(0, -b), x.shape[2 + i] - max(0, -e))
-                 for i, (b, e) in enumerate(zip(begin, end, strict=True)))
-    x = x[(slice(None), slice(None)) + crop]
-    lo = [max(0, b) for b in begin]
-    shape = [d + b + max(0, e) for d, b, e in zip(x.shape[2:], lo, end, strict=True)]
-    res = np.full(x.shape[:2] + tuple(shape), value, dtype=x.dtype)
-    res[(slice(None), slice(None)) + tuple(slice(b, b + d) for b, d in zip(lo, x.shape[2:],
-                                                                        strict=True))] = x
-    return res
-
-
-def taps(win: Window, out: Sequence[int]) -> Iterator[tuple[int, tuple[slice, ...]]]:
-    """(tap number, spatial slices) for every kernel tap over an output grid, row-major."""
-    for t, kk in enumerate(itertools.product(*(range(k) for k in win.kernel))):
-        yield t, tuple(
-            slice(k * d, k * d + (o - 1) * s + 1, s) if o > 0 else slice(0, 0)
-            for k, d, s, o in zip(kk, win.dilations, win.strides, out, strict=True)
-        )
-
-
-def padded_input(x: np.ndarray, win: Window, out: Sequence[int], begin: Sequence[int],
-                 value: float = 0) -> np.ndarray:
-    """x padded by `begin` and by as much at the end as the output grid reaches."""
-    end = [max(0, (o - 1) * win.strides[i] + win.span(i) - x.shape[2 + i] - begin[i])
-           for i, o in enumerate(out)]
-    return pad_spatial(x, begin, end, value)
-
-
-def im2col(x: np.ndarray, win: Window, out: Sequence[int], begin: Sequence[int]) -> np.ndarray:
-    """(N, C, K, *out) patches of x, zero padded."""
-    xp = padded_input(x, win, out, begin)
-    cols = np.empty(x.shape[:2] + (math.prod(win.kernel),) + tuple(out), dtype=x.dtype)
-    for t, sl in taps(win, out):
-        cols[:, :, t] = xp[(slice(None), slice(None)) + sl]
-    return cols
-
-
-def grouped_matmul(cols: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
-    """cols (N, C, K, *out) x W (M, C/group, *k) -> (N, M, *out)."""
-    n, c, k = cols.shape[:3]
-    out = cols.shape[3:]
-    m = w.shape[0]
-    lhs = w.reshape(group, m // group, (c // group) * k)
-    rhs = cols.reshape(n, group, (c // group) * k, math.prod(out))
-    return np.matmul(lhs, rhs).reshape((n, m) + tuple(out))
-
-
-def conv_nd(x: np.ndarray, w: np.ndarray, group: int, win: Window) -> np.ndarray:
-    """Plain convolution of already-converted arrays (no bias), in their dtype."""
-    out, begin, _ = win.resolve(x.shape[2:])
-    return grouped_matmul(im2col(x, win, out, begin), w, group)
-
-
-def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    if b is None:
-        return y
-    return y + b.astype(y.dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
-
-
-def scatter_taps(cols: np.ndarray, win: Window, grid: Sequence[int], canvas: Sequence[int],
-                 offset: Sequence[int]) -> np.ndarray:
-    """col2im: add cols (N, C, K, *grid) into a zero canvas (N, C, *canvas) at `offset`."""
-    res = np.zeros(cols.shape[:2] + tuple(canvas), dtype=cols.dtype)
-    for t, sl in taps(win, grid):
-        shifted = tuple(slice(s.start + o, s.stop + o, s.step) if s.step else s
-                        for s, o in zip(sl, offset, strict=True))
-        res[(slice(None), slice(None)) + shifted] += cols[:, :, t]
-    return res
 
 
 def float_conv(ctx: EvalCtx, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -344,15 +149,6 @@ def check_zero_point(ctx: InferCtx, i: int, like: TensorType, channels: Dim | No
                    f"got shape {list(zp.shape)}")
 
 
-def per_channel(v: np.ndarray, rank: int, axis: int = 0) -> np.ndarray:
-    """A scalar stays; a 1-D per-channel vector is shaped to broadcast along `axis`."""
-    if v.ndim == 0 or v.size == 1:
-        return v.reshape(())
-    shape = [1] * rank
-    shape[axis] = v.size
-    return v.reshape(shape)
-
-
 def conv_integer_infer(ctx: InferCtx) -> list[TensorType]:
     x, w = need(ctx, 0, "x"), need(ctx, 1, "w")
     check_dtype(ctx, x, INT8S, "x")
@@ -381,10 +177,47 @@ def conv_integer_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.n
     return [y.astype(np.int64).astype(np.int32)]
 
 
+def conv_forward(ctx: LowerCtx, x: te.Tensor, w: te.Tensor, bias: te.Tensor | None,
+                 acc: DType, dtype: DType, x_value=None, w_value=None) -> te.Tensor:
+    """topi.conv with the window of the op's attributes resolved against x."""
+    win = make_window(ctx.attrs, w.shape[2:])
+    out, begin, _ = win.resolve(x.shape[2:])
+    return topi.conv(ctx.op, x, w, bias, (x.shape[0], w.shape[0], *out), win.strides,
+                     win.dilations, begin, ctx.attrs["group"], acc, dtype, x_value, w_value)
+
+
+def int_conv_lower(ctx: LowerCtx, x: te.Tensor, w: te.Tensor, xzp: te.Tensor | None,
+                   wzp: te.Tensor | None) -> te.Tensor:
+    """(x - xzp) conv (w - wzp) in int32: wrapping sums equal the reference's exact sum
+    wrapped to int32. Padded taps contribute nothing, as in the reference."""
+    i32 = D.int32
+
+    def x_value(v: Expr, n: Expr, c: Expr) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, elem0(xzp)) if xzp is not None else v
+
+    def w_value(v: Expr, m: Expr) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, channel_of(wzp, m)) if wzp is not None else v
+
+    return conv_forward(ctx, x, w, None, i32, i32, x_value, w_value)
+
+
+def conv_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, w, b = (list(ins) + [None])[:3]
+    return [conv_forward(ctx, x, w, b, work_type(x.dtype), x.dtype)]
+
+
+def conv_integer_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, w, xzp, wzp = (list(ins) + [None] * 2)[:4]
+    return [int_conv_lower(ctx, x, w, xzp, wzp)]
+
+
 register(OpDef("Conv", conv_infer, conv_ref, attrs=CONV_ATTRS, inputs=(2, 3),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="N-D convolution with groups"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=conv_compute,
+               doc="N-D convolution with groups"))
 register(OpDef("ConvInteger", conv_integer_infer, conv_integer_ref, attrs=CONV_ATTRS,
-               inputs=(2, 4), kind=Kind.COMPLEX_OUT_FUSABLE,
+               inputs=(2, 4), kind=Kind.COMPLEX_OUT_FUSABLE, compute=conv_integer_compute,
                doc="integer convolution with zero points, int32 result"))
 
 
@@ -427,7 +260,7 @@ def conv_transpose_infer(ctx: InferCtx) -> list[TensorType]:
         check_channels(ctx, xs[1], ws[0], "X channels != W.shape[0]")
     if xs is not None and isinstance(xs[1], int) and xs[1] % group:
         raise ctx.fail(f"input channels {xs[1]} not divisible by group {group}")
-    op = _ints(ctx.fail, ctx.attrs, "output_padding", n, 0, 0)
+    op = int_attrs(ctx.fail, ctx.attrs, "output_padding", n, 0, 0)
     shape = ctx.attrs.get("output_shape")
     if shape is not None and len(shape) not in (n, n + 2):
         raise ctx.fail(f"output_shape has {len(shape)} values, expected {n}")
@@ -472,10 +305,40 @@ def conv_transpose_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np
     return [add_bias(y, b).astype(x.dtype, copy=False)]
 
 
+def conv_transpose_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """A gather over the input: out[o] sums x[i] * w[k] over the taps k whose source
+    i = (o + pad - k * dilation) / stride is whole and inside x."""
+    x, w, b = (list(ins) + [None])[:3]
+    out_t = ctx.out_types[0]
+    acc = work_type(x.dtype)
+    group = ctx.attrs["group"]
+    win = make_window(ctx.attrs, w.shape[2:])
+    begins = [transpose_axis(ctx.attrs, win, i, d)[1] for i, d in enumerate(x.shape[2:])]
+    cg, mg = x.shape[1] // group, w.shape[1]
+
+    def body(n: Expr, m: Expr, *o: Expr) -> te.Reduction:
+        rc = te.rvar("rc", cg)
+        rs = [te.rvar(f"rk{j}", k) for j, k in enumerate(win.kernel)]
+        c = rc.var if group == 1 else B.floordiv(m, te.idx(mg)) * te.idx(cg) + rc.var
+        ml = m if group == 1 else B.floormod(m, te.idx(mg))
+        src, conds = [], []
+        for j, r in enumerate(rs):
+            i, cj = strided_source(o[j], r.var, win.strides[j], win.dilations[j], begins[j],
+                                   x.shape[2 + j])
+            src.append(i)
+            conds += cj
+        v = B.cast(acc, x[(n, c, *src)]) * B.cast(acc, w[(c, ml, *(r.var for r in rs))])
+        return te.reduce("sum", v, [rc, *rs], where=all_of(conds))
+
+    red = topi.stage(ctx.op, out_t.shape, body, acc)
+    return [finish(ctx.op, red, b, out_t.dtype)]
+
+
 register(OpDef(
     "ConvTranspose", conv_transpose_infer, conv_transpose_ref,
     attrs=dict(CONV_ATTRS, output_padding=Attr("ints", None), output_shape=Attr("ints", None)),
-    inputs=(2, 3), kind=Kind.COMPLEX_OUT_FUSABLE, doc="transposed (fractionally strided) conv",
+    inputs=(2, 3), kind=Kind.COMPLEX_OUT_FUSABLE, compute=conv_transpose_compute,
+    doc="transposed (fractionally strided) conv",
 ))
 
 
@@ -543,8 +406,35 @@ def col2im_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     return [res[(slice(None), slice(None)) + crop].astype(x.dtype)]
 
 
+def col2im_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Each image element gathers the block taps that land on it (a transposed window)."""
+    x = ins[0]
+    out_t = ctx.out_types[0]
+    image = [int(v) for v in ctx.value(1)]
+    block = [int(v) for v in ctx.value(2)]
+    win, grid = col2im_geometry(ctx.attrs, image, block)
+    k = math.prod(block)
+    acc = D.int64 if not x.dtype.is_float else work_type(x.dtype)
+
+    def body(n: Expr, c: Expr, *p: Expr) -> te.Reduction:
+        rs = [te.rvar(f"rk{j}", kb) for j, kb in enumerate(block)]
+        src, conds = [], []
+        for j, r in enumerate(rs):
+            i, cj = strided_source(p[j], r.var, win.strides[j], win.dilations[j],
+                                   win.pads[j], grid[j])
+            src.append(i)
+            conds += cj
+        row = c * te.idx(k) + topi.flat_index(block, [r.var for r in rs])
+        v = x[(n, row, topi.flat_index(grid, src))]
+        return te.reduce("sum", B.cast(acc, v), rs, where=all_of(conds))
+
+    red = topi.stage(ctx.op, out_t.shape, body, acc)
+    return [finish(ctx.op, red, None, out_t.dtype)]
+
+
 register(OpDef(
     "Col2Im", col2im_infer, col2im_ref, inputs=(3, 3), kind=Kind.OPAQUE,
+    compute=col2im_compute, shape_inputs=(1, 2),
     attrs={"dilations": Attr("ints", None), "pads": Attr("ints", None),
            "strides": Attr("ints", None)},
     doc="rearrange column blocks into an image (fold), overlapping blocks add",
@@ -635,8 +525,70 @@ def deform_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     return [add_bias(y, b).astype(x.dtype, copy=False)]
 
 
+def deform_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Sampled columns cols[n, c, k, *o] (multilinear, zero outside, times the mask) as one
+    stage, then a grouped contraction with W over (c, k)."""
+    x, w, off, b, mask = (list(ins) + [None] * 2)[:5]
+    out_t = ctx.out_types[0]
+    acc = work_type(x.dtype)
+    win = make_window(ctx.attrs, w.shape[2:])
+    out, begin, _ = win.resolve(x.shape[2:])
+    og, group = ctx.attrs["offset_group"], ctx.attrs["group"]
+    nb, c_all = x.shape[:2]
+    nd, k = win.n, math.prod(win.kernel)
+    dims = x.shape[2:]
+
+    def sample(n: Expr, c: Expr, kf: Expr, *o: Expr) -> Expr:
+        kk = topi.unflatten(win.kernel, kf)
+        g = B.floordiv(c, te.idx(c_all // og)) if og > 1 else te.idx(0)
+        bases, fracs = [], []
+        for j in range(nd):
+            regular = B.cast(acc, o[j] * te.idx(win.strides[j]) - te.idx(begin[j])
+                              + kk[j] * te.idx(win.dilations[j]))
+            ch = (g * te.idx(k) + kf) * te.idx(nd) + te.idx(j)
+            pos = regular + B.cast(acc, off[(n, ch, *o)])
+            # far outside (or NaN) -> a point whose corners are all outside: a safe cast
+            lo, hi = topi.scalar(-2, acc), topi.scalar(dims[j] + 1, acc)
+            pos = B.select(B.call("isnan", pos), lo, B.max_(B.min_(pos, hi), lo))
+            fl = B.call("floor", pos)
+            bases.append(B.cast(D.int64, fl))
+            fracs.append(pos - fl)
+        res: Expr | None = None
+        one = topi.scalar(1, acc)
+        for corner in itertools.product((0, 1), repeat=nd):
+            idx = [bj + te.idx(cj) if cj else bj for bj, cj in zip(bases, corner, strict=True)]
+            weight: Expr | None = None
+            for fj, cj in zip(fracs, corner, strict=True):
+                f = fj if cj else one - fj
+                weight = f if weight is None else weight * f
+            ok = all_of([e for i, d in zip(idx, dims, strict=True)
+                         for e in (i >= te.idx(0), i < te.idx(d))])
+            val = B.cast(acc, x[(n, c, *(topi.safe_index(i, d) for i, d in zip(idx, dims,
+                                                                             strict=True)))])
+            term = B.select(ok, val * weight, topi.scalar(0, acc))
+            res = term if res is None else res + term
+        if mask is not None:
+            res = res * B.cast(acc, mask[(n, g * te.idx(k) + kf, *o)])
+        return res
+
+    cols = topi.stage(f"{ctx.op}_cols", (nb, c_all, k, *out), sample, acc, inline=False)
+    cg, mg = c_all // group, w.shape[0] // group
+
+    def body(n: Expr, m: Expr, *o: Expr) -> te.Reduction:
+        rc = te.rvar("rc", cg)
+        rs = [te.rvar(f"rk{j}", kj) for j, kj in enumerate(win.kernel)]
+        c = rc.var if group == 1 else B.floordiv(m, te.idx(mg)) * te.idx(cg) + rc.var
+        kf = topi.flat_index(win.kernel, [r.var for r in rs])
+        v = B.cast(acc, w[(m, rc.var, *(r.var for r in rs))]) * cols[(n, c, kf, *o)]
+        return te.reduce("sum", v, [rc, *rs])
+
+    red = topi.stage(ctx.op, out_t.shape, body, acc)
+    return [finish(ctx.op, red, b, out_t.dtype)]
+
+
 register(OpDef(
     "DeformConv", deform_infer, deform_ref, inputs=(3, 5), kind=Kind.OPAQUE,
+    compute=deform_compute,
     attrs={"dilations": Attr("ints", None), "group": Attr("int", 1),
            "kernel_shape": Attr("ints", None), "offset_group": Attr("int", 1),
            "pads": Attr("ints", None), "strides": Attr("ints", None)},
@@ -698,8 +650,43 @@ def causal_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     return [y.astype(x.dtype), padded[:, :, padded.shape[2] - (k - 1):]]
 
 
+def causal_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Over the virtual concatenation [past_state, input] along time: a depthwise causal
+    conv in float32 (taps summed in order), bias, optional SiLU; the state is its tail."""
+    x, w, b, past = (list(ins) + [None] * 2)[:4]
+    y_t, s_t = ctx.out_types[:2] if len(ctx.out_types) > 1 else (ctx.out_types[0], None)
+    f32 = D.float32
+    length, k = x.shape[2], w.shape[2]
+    lag = k - 1
+
+    def padded(n: Expr, c: Expr, u: Expr) -> Expr:
+        xv = x[(n, c, topi.safe_index(u - te.idx(lag), length))]
+        if lag == 0:
+            return xv
+        pv = past[(n, c, topi.safe_index(u, lag))] if past is not None else \
+            topi.scalar(0, x.dtype)
+        return B.select(u < te.idx(lag), pv, xv)
+
+    def body(n: Expr, c: Expr, t: Expr) -> te.Reduction:
+        r = te.rvar("rk", k)
+        v = B.cast(f32, w[(c, te.idx(0), r.var)]) * B.cast(f32, padded(n, c, t + r.var))
+        return te.reduce("sum", v, [r])
+
+    def silu(v: Expr, _i: tuple[Expr, ...]) -> Expr:
+        return v / (topi.scalar(1, f32) + B.call("exp", -v))
+
+    act = silu if ctx.attrs["activation"] in ("silu", "swish") else None
+    y = finish(ctx.op, topi.stage(ctx.op, y_t.shape, body, f32), b, y_t.dtype, act)
+    if s_t is None:
+        return [y]
+    state = topi.stage(f"{ctx.op}_state", s_t.shape,
+                       lambda n, c, j: padded(n, c, j + te.idx(length)), x.dtype)
+    return [y, state]
+
+
 register(OpDef(
     "CausalConvWithState", causal_infer, causal_ref, inputs=(2, 4), outputs=(1, 2),
+    compute=causal_compute,
     attrs={"activation": Attr("string", "none")}, kind=Kind.OPAQUE,
     doc="stateful causal depthwise 1-D conv with carry state and optional SiLU",
 ))

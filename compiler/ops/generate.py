@@ -8,11 +8,15 @@ seeded by their `seed` attribute when one is given; they are marked nondetermini
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Tensor, TensorType
+from compiler.loop import build as B
+from compiler.lower import te, topi
+from compiler.lower.te import idx
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -23,7 +27,10 @@ from compiler.ops.base import (
     register,
     unknown_shape,
 )
-from compiler.ops.shape import check_int_input, const_ints, req, rt_fail, vec_len
+from compiler.ops.shape import check_int_input, const_ints, fill, req, rt_fail, vec_len
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 RANDOM_TYPES = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
 
@@ -81,8 +88,13 @@ def _cos_ref(ctx: EvalCtx, inputs):
     return [np.full(shape, v[0], dtype=v.dtype)]
 
 
+def _cos_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    v = _cos_value(ctx.attrs)[0]
+    return [fill("ConstantOfShape", ctx.out_types[0], v.item())]
+
+
 register(OpDef("ConstantOfShape", _cos_infer, _cos_ref, attrs={"value": Attr("tensor", None)},
-               kind=Kind.INJECTIVE))
+               kind=Kind.INJECTIVE, compute=_cos_compute, shape_inputs=(0,)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,8 +165,25 @@ def _range_ref(ctx: EvalCtx, inputs):
     return [(s + np.arange(n).astype(work) * d).astype(work).astype(dt)]
 
 
+def _range_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """out[i] = start + i * delta: in int64 (wrapping) for integers, else in the working
+    float type with each operation rounded as in the reference."""
+    out = ctx.out_types[0]
+    is_int = out.dtype.is_int
+    start, _, delta = (_scalar(ctx.value(k), is_int) for k in range(3))
+    if is_int:
+        return [te.compute("Range", out.shape, lambda i: i * idx(delta) + idx(start),
+                           out.dtype)]
+    work = out.dtype
+    if work in (DType.float16, DType.bfloat16):
+        stash = ctx.attrs.get("stash_type", 1)
+        work = DType.from_onnx(stash) if stash in (1, 10, 11, 16) else DType.float32
+    s, d = topi.scalar(start, work), topi.scalar(delta, work)
+    return [te.compute("Range", out.shape, lambda i: s + B.cast(work, i) * d, out.dtype)]
+
+
 register(OpDef("Range", _range_infer, _range_ref, attrs={"stash_type": Attr("int", 1)},
-               inputs=(3, 3)))
+               inputs=(3, 3), compute=_range_compute, shape_inputs=(0, 1, 2)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -177,8 +206,17 @@ def _eyelike_ref(ctx: EvalCtx, inputs):
     return [np.eye(rows, cols, k=ctx.attrs["k"]).astype(dt)]
 
 
+def _eyelike_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    out = ctx.out_types[0]
+    k = max(min(ctx.attrs["k"], out.shape[1] + 1), -out.shape[0] - 1)  # stays an int64
+    one, zero = topi.scalar(1, out.dtype), topi.scalar(0, out.dtype)
+    return [te.compute("EyeLike", out.shape,
+                       lambda i, j: B.select(B.eq(j - i, idx(k)), one, zero), out.dtype)]
+
+
 register(OpDef("EyeLike", _eyelike_infer, _eyelike_ref,
-               attrs={"dtype": Attr("int", None), "k": Attr("int", 0)}, kind=Kind.INJECTIVE))
+               attrs={"dtype": Attr("int", None), "k": Attr("int", 0)}, kind=Kind.INJECTIVE,
+               compute=_eyelike_compute))
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,10 +7,17 @@ a clean `ExecutionError` at run time, never a numpy IndexError.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import INDEX, Tensor, idx
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -25,14 +32,22 @@ from compiler.ops.base import (
 )
 from compiler.ops.shape import (
     INDEX_TYPES,
+    all_of,
+    as_index,
     as_ints,
     check_int_input,
     const_ints,
+    guarded_load,
+    nonempty,
     req,
     rt_axes,
     rt_fail,
+    wrap_index,
     zero_of,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 
@@ -85,8 +100,20 @@ def _gather_ref(ctx: EvalCtx, inputs):
     return [np.take(x, idx, axis=axis)]
 
 
+@nonempty
+def _gather_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x, ind = ins
+    axis, q = ctx.attrs["axis"] % x.ndim, ind.ndim
+
+    def body(*i):
+        at = wrap_index(ind[tuple(i[axis:axis + q])], x.shape[axis])
+        return guarded_load(x, (*i[:axis], at, *i[axis + q:]), None, topi.scalar(0, x.dtype))
+
+    return [te.compute("Gather", ctx.out_types[0].shape, body)]
+
+
 register(OpDef("Gather", _gather_infer, _gather_ref, attrs={"axis": Attr("int", 0)},
-               kind=Kind.INJECTIVE, inputs=(2, 2)))
+               kind=Kind.INJECTIVE, inputs=(2, 2), compute=_gather_compute))
 
 
 def _gather_elements_infer(ctx: InferCtx) -> list[TensorType]:
@@ -115,8 +142,22 @@ def _gather_elements_ref(ctx: EvalCtx, inputs):
     return [x[tuple(grid)]]
 
 
+@nonempty
+def _gather_elements_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x, ind = ins
+    axis = ctx.attrs["axis"] % x.ndim
+
+    def body(*i):
+        src = list(i)
+        src[axis] = wrap_index(ind[i], x.shape[axis])
+        return guarded_load(x, src, None, topi.scalar(0, x.dtype))
+
+    return [te.compute("GatherElements", ind.shape, body)]
+
+
 register(OpDef("GatherElements", _gather_elements_infer, _gather_elements_ref,
-               attrs={"axis": Attr("int", 0)}, kind=Kind.INJECTIVE, inputs=(2, 2)))
+               attrs={"axis": Attr("int", 0)}, kind=Kind.INJECTIVE, inputs=(2, 2),
+               compute=_gather_elements_compute))
 
 
 def _gather_nd_infer(ctx: InferCtx) -> list[TensorType]:
@@ -153,8 +194,23 @@ def _gather_nd_ref(ctx: EvalCtx, inputs):
     return [out.reshape(idx.shape[:-1] + x.shape[b + m:])]
 
 
+@nonempty
+def _gather_nd_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """out[batch, rows, rest] = x[batch, ind[batch, rows, 0..m), rest]."""
+    x, ind = ins
+    b, q, m = ctx.attrs["batch_dims"], ind.ndim, ind.shape[-1]
+
+    def body(*i):
+        row = i[:q - 1]
+        at = [wrap_index(ind[(*row, idx(k))], x.shape[b + k]) for k in range(m)]
+        return guarded_load(x, (*i[:b], *at, *i[q - 1:]), None, topi.scalar(0, x.dtype))
+
+    return [te.compute("GatherND", ctx.out_types[0].shape, body)]
+
+
 register(OpDef("GatherND", _gather_nd_infer, _gather_nd_ref,
-               attrs={"batch_dims": Attr("int", 0)}, kind=Kind.INJECTIVE, inputs=(2, 2)))
+               attrs={"batch_dims": Attr("int", 0)}, kind=Kind.INJECTIVE, inputs=(2, 2),
+               compute=_gather_nd_compute))
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,9 +264,80 @@ def _scatter_elements_ref(ctx: EvalCtx, inputs):
     return [out]
 
 
+def scatter_stage(name: str, x: Tensor, reduction: str, extents: Sequence[int],
+                  hits: Callable[[Sequence[Expr], Sequence[Expr]], Expr],
+                  update: Callable[[Sequence[Expr], Sequence[Expr]], Expr]) -> Tensor:
+    """A scatter as a gather over the updates (O(outputs x updates), fine at test sizes).
+
+    The updates are numbered by `extents` (row-major); `hits(p, r)` says whether update `r`
+    lands on output position `p`, and `update(p, r)` is its value. `none` keeps the last
+    update that lands (numpy assignment order); the other reductions fold every landing
+    update into the data in update order, as numpy's `ufunc.at` does.
+    """
+    shape = x.shape
+    if 0 in extents:
+        return te.compute(name, shape, lambda *p: x[p])
+    if reduction == "none":
+        def last(*p):
+            rv = [te.rvar("u", n) for n in extents]
+            r = [v.var for v in rv]
+            return te.reduce("max", topi.flat_index(extents, r), rv, where=hits(p, r),
+                             init=idx(-1))
+
+        found = te.compute(f"{name}_last", shape, last, INDEX)
+
+        def pick(*p):
+            k = found[p]
+            r = topi.unflatten(extents, B.max_(k, idx(0)))
+            return B.select(k >= idx(0), update(p, r), x[p])
+
+        out = te.compute(name, shape, pick)
+        out.extra["keep"] = found  # te finds producers through weak references
+        return out
+    kind = {"add": "sum", "mul": "prod", "max": "max", "min": "min"}[reduction]
+    work = x.dtype
+    if x.dtype is DType.bool:  # logical or / and, as numpy's bool add and multiply
+        kind, work = {"sum": "max", "prod": "min"}.get(kind, kind), DType.uint8
+
+    def fold(*p):
+        rv = [te.rvar("u", n) for n in extents]
+        r = [v.var for v in rv]
+        v, init = update(p, r), x[p]
+        if work is not x.dtype:
+            v, init = B.cast(work, v), B.cast(work, init)
+        return te.reduce(kind, v, rv, where=hits(p, r), init=init)
+
+    out = te.compute(name, shape, fold, work)
+    if work is x.dtype:
+        return out
+    res = topi.cast(f"{name}_b", out, x.dtype)
+    res.extra["keep"] = out  # te finds producers through weak references
+    return res
+
+
+@nonempty
+def _scatter_elements_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Output p takes the updates at u = p (with u[axis] running over indices' axis) where
+    indices[u] (wrapped) == p[axis]; positions beyond indices' extent take none."""
+    x, ind, upd = ins
+    axis = ctx.attrs["axis"] % x.ndim
+
+    def at(p: Sequence[Expr], r: Sequence[Expr]) -> tuple[Expr, ...]:
+        return tuple(r[0] if k == axis else topi.safe_index(e, ind.shape[k])
+                     for k, e in enumerate(p))
+
+    def hits(p, r):
+        inside = [p[k] < idx(ind.shape[k]) for k in range(x.ndim)
+                  if k != axis and ind.shape[k] < x.shape[k]]
+        return all_of([*inside, B.eq(wrap_index(ind[at(p, r)], x.shape[axis]), p[axis])])
+
+    return [scatter_stage(ctx.op, x, ctx.attrs.get("reduction", "none"), [ind.shape[axis]],
+                          hits, lambda p, r: upd[at(p, r)])]
+
+
 _SE_ATTRS = {"axis": Attr("int", 0), "reduction": Attr("string", "none")}
 register(OpDef("ScatterElements", _scatter_elements_infer, _scatter_elements_ref,
-               attrs=_SE_ATTRS, inputs=(3, 3)))
+               attrs=_SE_ATTRS, inputs=(3, 3), compute=_scatter_elements_compute))
 
 
 def _scatter_upgrade(ictx) -> None:
@@ -219,7 +346,7 @@ def _scatter_upgrade(ictx) -> None:
 
 register(OpDef("Scatter", _scatter_elements_infer, _scatter_elements_ref,
                attrs={"axis": Attr("int", 0)}, inputs=(3, 3), upgrade=_scatter_upgrade,
-               doc="deprecated; imported as ScatterElements"))
+               compute=_scatter_elements_compute, doc="deprecated; imported as ScatterElements"))
 
 
 def _scatter_nd_infer(ctx: InferCtx) -> list[TensorType]:
@@ -253,8 +380,24 @@ def _scatter_nd_ref(ctx: EvalCtx, inputs):
     return [out]
 
 
+@nonempty
+def _scatter_nd_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Row r of indices (wrapped) addresses x[ind[r, :k]]; output p takes the rows whose
+    address equals p[:k], each contributing updates[r, p[k:]]."""
+    x, ind, upd = ins
+    k = ind.shape[-1]
+    rows = list(ind.shape[:-1])
+
+    def hits(p, r):
+        return all_of([B.eq(wrap_index(ind[(*r, idx(j))], x.shape[j]), p[j]) for j in range(k)])
+
+    return [scatter_stage("ScatterND", x, ctx.attrs["reduction"], rows, hits,
+                          lambda p, r: upd[(*r, *p[k:])])]
+
+
 register(OpDef("ScatterND", _scatter_nd_infer, _scatter_nd_ref,
-               attrs={"reduction": Attr("string", "none")}, inputs=(3, 3)))
+               attrs={"reduction": Attr("string", "none")}, inputs=(3, 3),
+               compute=_scatter_nd_compute))
 
 
 def _tensor_scatter_infer(ctx: InferCtx) -> list[TensorType]:
@@ -300,9 +443,30 @@ def _tensor_scatter_ref(ctx: EvalCtx, inputs):
     return [out]
 
 
+@nonempty
+def _tensor_scatter_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Cache position t of batch b takes update[b, .., t - start, ..] when that lies in
+    [0, seq) (modulo the cache length in circular mode), start = write_indices[b] or 0."""
+    past, upd, wi = (list(ins) + [None])[:3]
+    axis = ctx.attrs["axis"] % past.ndim
+    maxlen, seq = past.shape[axis], upd.shape[axis]
+    circular = ctx.attrs["mode"] == "circular"
+
+    def body(*p):
+        start = idx(0) if wi is None else as_index(wi[p[0]])
+        j = p[axis] - start
+        if circular:
+            j = B.floormod(j, idx(maxlen))
+        ok = j < idx(seq) if circular else B.and_(j >= idx(0), j < idx(seq))
+        src = [j if a == axis else e for a, e in enumerate(p)]
+        return guarded_load(upd, src, ok, past[p])
+
+    return [te.compute("TensorScatter", past.shape, body)]
+
+
 register(OpDef("TensorScatter", _tensor_scatter_infer, _tensor_scatter_ref,
                attrs={"mode": Attr("string", "linear"), "axis": Attr("int", -2)},
-               inputs=(2, 3)))
+               inputs=(2, 3), compute=_tensor_scatter_compute))
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,7 +512,7 @@ def _compress_ref(ctx: EvalCtx, inputs):
 
 
 register(OpDef("Compress", _compress_infer, _compress_ref, attrs={"axis": Attr("int", None)},
-               inputs=(2, 2)))
+               inputs=(2, 2), host=True))
 
 
 def _nonzero_infer(ctx: InferCtx) -> list[TensorType]:
@@ -363,7 +527,7 @@ def _nonzero_ref(ctx: EvalCtx, inputs):
     return [np.array(np.nonzero(nz), dtype=np.int64).reshape(x.ndim, -1)]
 
 
-register(OpDef("NonZero", _nonzero_infer, _nonzero_ref))
+register(OpDef("NonZero", _nonzero_infer, _nonzero_ref, host=True))
 
 
 def _unique_infer(ctx: InferCtx) -> list[TensorType]:
@@ -431,7 +595,8 @@ def _unique_ref(ctx: EvalCtx, inputs):
 
 
 register(OpDef("Unique", _unique_infer, _unique_ref,
-               attrs={"axis": Attr("int", None), "sorted": Attr("int", 1)}, outputs=(1, 4)))
+               attrs={"axis": Attr("int", None), "sorted": Attr("int", 1)}, outputs=(1, 4),
+               host=True))
 
 
 # ---------------------------------------------------------------------------------------
@@ -476,8 +641,32 @@ def _onehot_ref(ctx: EvalCtx, inputs):
     return [np.moveaxis(out, -1, axis)]
 
 
+@nonempty
+def _onehot_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """out[.., j, ..] = values[index == j], index = indices[..] truncated to an integer and
+    wrapped once when negative; NaN, infinite and huge float indices match nothing."""
+    ind, _, values = ins
+    out = ctx.out_types[0]
+    axis = ctx.attrs["axis"] % len(out.shape)
+    depth = out.shape[axis]
+
+    def body(*p):
+        v = ind[p[:axis] + p[axis + 1:]]
+        ok = None
+        if v.dtype.is_float:
+            ok = B.call("abs", v) < topi.scalar(2.0**62, v.dtype)
+            v = B.select(ok, v, topi.scalar(0, v.dtype))
+        v = as_index(v)
+        v = B.select(v < idx(0), v + idx(depth), v)
+        hot = all_of([ok, B.eq(v, p[axis])])
+        return B.select(hot, values[idx(1)], values[idx(0)])
+
+    return [te.compute("OneHot", out.shape, body)]
+
+
 register(OpDef("OneHot", _onehot_infer, _onehot_ref, attrs={"axis": Attr("int", -1)},
-               kind=Kind.INJECTIVE, inputs=(3, 3)))
+               kind=Kind.INJECTIVE, inputs=(3, 3), compute=_onehot_compute,
+               shape_inputs=(1,)))
 
 
 def _trilu_infer(ctx: InferCtx) -> list[TensorType]:
@@ -502,8 +691,25 @@ def _trilu_ref(ctx: EvalCtx, inputs):
     return [np.where(keep, x, zero_of(x.dtype)).astype(x.dtype)]
 
 
+@nonempty
+def _trilu_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x = ins[0]
+    kv = ctx.value(1)
+    k = 0 if kv is None else int(np.asarray(kv).reshape(-1)[0])
+    # |k| beyond the matrix keeps all or nothing; clamping keeps the constant in int64
+    k = max(min(k, x.shape[-1] + 1), -x.shape[-2] - 1)
+
+    def body(*i):
+        diff = i[-1] - i[-2]
+        keep = diff >= idx(k) if ctx.attrs["upper"] else diff <= idx(k)
+        return B.select(keep, x[i], topi.scalar(0, x.dtype))
+
+    return [te.compute("Trilu", x.shape, body)]
+
+
 register(OpDef("Trilu", _trilu_infer, _trilu_ref, attrs={"upper": Attr("int", 1)},
-               kind=Kind.INJECTIVE, inputs=(1, 2)))
+               kind=Kind.INJECTIVE, inputs=(1, 2), compute=_trilu_compute,
+               shape_inputs=(1,)))
 
 
 def _revseq_infer(ctx: InferCtx) -> list[TensorType]:
@@ -538,6 +744,22 @@ def _revseq_ref(ctx: EvalCtx, inputs):
     return [np.ascontiguousarray(np.moveaxis(out, (0, 1), (b, tm)))]
 
 
+@nonempty
+def _revseq_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Time step t of batch b reads step n - 1 - t when t < n = sequence_lens[b]."""
+    x, lens = ins
+    b, tm = ctx.attrs["batch_axis"], ctx.attrs["time_axis"]
+
+    def body(*i):
+        n = as_index(lens[i[b]])
+        t = i[tm]
+        src = list(i)
+        src[tm] = topi.safe_index(B.select(t < n, n - idx(1) - t, t), x.shape[tm])
+        return x[tuple(src)]
+
+    return [te.compute("ReverseSequence", x.shape, body)]
+
+
 register(OpDef("ReverseSequence", _revseq_infer, _revseq_ref,
                attrs={"batch_axis": Attr("int", 1), "time_axis": Attr("int", 0)},
-               kind=Kind.INJECTIVE, inputs=(2, 2)))
+               kind=Kind.INJECTIVE, inputs=(2, 2), compute=_revseq_compute))

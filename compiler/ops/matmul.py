@@ -23,7 +23,7 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
-from compiler.ops.conv import INT8S, need, work_dtype
+from compiler.ops.window import INT8S, need, work_dtype
 
 D = DType
 MATMUL_TYPES = (D.float16, D.float32, D.float64, D.bfloat16, D.int32, D.int64, D.uint32,

@@ -18,7 +18,7 @@ from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, register
-from compiler.ops.conv import (
+from compiler.ops.window import (
     FLOATS,
     Window,
     check_rank,

@@ -17,13 +17,22 @@ downsampling).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import INDEX, Tensor
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, register
-from compiler.ops.shape import norm_axes, req, rt_axes, rt_fail, vec_len
+from compiler.ops.shape import fill, norm_axes, req, rt_axes, rt_fail, vec_len
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 MODES = ("nearest", "linear", "cubic")
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -258,10 +267,9 @@ def resample_axis(data: np.ndarray, axis: int, n_out: int, scale: float, width: 
     return out
 
 
-def _resize_ref(ctx: EvalCtx, inputs):
-    x, roi, scales, sizes = (list(inputs) + [None] * 4)[:4]
-    attrs = ctx.attrs
-    rank = x.ndim
+def _passes(x_shape: tuple[int, ...], roi, scales, sizes, attrs):
+    """The per-axis resampling passes, in order: (axis, n_out, scale, width, roi)."""
+    rank = len(x_shape)
     axes = attrs.get("axes")
     axes = list(range(rank)) if axes is None else rt_axes("Resize", axes, rank)
     if scales is not None and scales.size == 0:
@@ -275,7 +283,7 @@ def _resize_ref(ctx: EvalCtx, inputs):
         raise rt_fail("Resize", f"expected {len(axes)} scales or sizes, got {vals}")
     if sc is not None and any(not v > 0 for v in sc):
         raise rt_fail("Resize", f"scales {sc} must be positive")
-    out, scale, width = resize_plan(list(x.shape), axes, sc, sz,
+    out, scale, width = resize_plan(list(x_shape), axes, sc, sz,
                                     attrs["keep_aspect_ratio_policy"])
     if sz is not None and any(v < 0 for v in sz):
         raise rt_fail("Resize", f"sizes {sz} must be non-negative")
@@ -285,13 +293,20 @@ def _resize_ref(ctx: EvalCtx, inputs):
         if len(r) != 2 * len(axes):
             raise rt_fail("Resize", f"roi has {len(r)} entries, expected {2 * len(axes)}")
         rois = {a: (r[i], r[i + len(axes)]) for i, a in enumerate(axes)}
-    data = x.astype(np.float64)
+    passes = []
     for a in sorted(axes):
         roi_a = None if rois is None else rois[a]
-        if out[a] == x.shape[a] and scale[a] == 1.0 and roi_a in (None, (0.0, 1.0)):
+        if out[a] == x_shape[a] and scale[a] == 1.0 and roi_a in (None, (0.0, 1.0)):
             continue
-        data = resample_axis(data, a, out[a], scale[a], width.get(a, float(out[a])), roi_a,
-                             attrs)
+        passes.append((a, out[a], scale[a], width.get(a, float(out[a])), roi_a))
+    return passes
+
+
+def _resize_ref(ctx: EvalCtx, inputs):
+    x, roi, scales, sizes = (list(inputs) + [None] * 4)[:4]
+    data = x.astype(np.float64)
+    for a, n_out, scale, width, roi_a in _passes(x.shape, roi, scales, sizes, ctx.attrs):
+        data = resample_axis(data, a, n_out, scale, width, roi_a, ctx.attrs)
     return [_cast_back(data, x.dtype)]
 
 
@@ -300,6 +315,169 @@ def _cast_back(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
         info = np.iinfo(dtype)
         return np.clip(np.round(data), info.min, info.max).astype(dtype)
     return data.astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# Compute: the reference's passes as float64 stages, the same operations in the same order
+
+F64 = DType.float64
+
+
+def _f(v: float) -> Expr:
+    return topi.scalar(v, F64)
+
+
+def source_coord(mode: str, y: Expr, scale: float, n_in: int, n_out: int, width: float,
+                 roi: tuple[float, float] | None) -> Expr:
+    """`source_coords` for one float64 output coordinate `y`, operation for operation."""
+    if mode in ("half_pixel", "pytorch_half_pixel"):
+        if mode == "pytorch_half_pixel" and n_out <= 1:
+            return _f(0.0)
+        return (y + _f(0.5)) / _f(scale) - _f(0.5)
+    if mode == "half_pixel_symmetric":
+        offset = n_in / 2 * (1 - n_out / width)
+        return _f(offset) + (y + _f(0.5)) / _f(scale) - _f(0.5)
+    if mode == "align_corners":
+        return _f(0.0) if width == 1 else y * _f(n_in - 1) / _f(width - 1)
+    if mode == "asymmetric":
+        return y / _f(scale)
+    if mode == "tf_half_pixel_for_nn":
+        return (y + _f(0.5)) / _f(scale)
+    start, end = roi if roi is not None else (0.0, 1.0)
+    if width == 1:
+        return _f((end - start) * (n_in - 1) / 2 + start * (n_in - 1))
+    return y * _f(end - start) * _f(n_in - 1) / _f(width - 1) + _f(start * (n_in - 1))
+
+
+def _lets(values: Sequence[Expr], body: Callable[[list[Expr]], Expr]) -> Expr:
+    """`body(values)`, each value bound once (see `topi.let`)."""
+    if not values:
+        return body([])
+    return topi.let(values[0], lambda v: _lets(values[1:], lambda rest: body([v, *rest])))
+
+
+def _cubic_expr(d: Expr, a: float) -> Expr:
+    def weight(ad: Expr) -> Expr:
+        near = ((_f(a + 2) * ad - _f(a + 3)) * ad) * ad + _f(1.0)
+        far = ((_f(a) * ad - _f(5 * a)) * ad + _f(8 * a)) * ad - _f(4 * a)
+        return B.select(ad <= _f(1.0), near, B.select(ad < _f(2.0), far, _f(0.0)))
+
+    return topi.let(B.call("abs", d), weight, "ad")
+
+
+def _tap_weights(x: Expr, fl: Expr, attrs, scale: float, n_in: int):
+    """(positions, weights) of the taps, as `_taps` computes one row."""
+    mode = attrs["mode"]
+    radius = 1.0 if mode == "linear" else 2.0
+    s = min(scale, 1.0) if attrs["antialias"] else 1.0
+    reach = int(math.ceil(radius / s))
+    pos = [fl + _f(k) for k in range(-reach, reach + 2)]
+    ws = []
+    for p in pos:
+        d = (p - x) * _f(s)
+        if mode == "linear":
+            ws.append(B.max_(_f(0.0), _f(1.0) - B.call("abs", d)))
+        else:
+            ws.append(_cubic_expr(d, attrs["cubic_coeff_a"]))
+    return pos, ws
+
+
+def _total(ws: Sequence[Expr]) -> Expr:
+    t = ws[0]
+    for w in ws[1:]:
+        t = t + w
+    return t
+
+
+def _index(p: Expr, n_in: int) -> Expr:
+    """A float64 sample position as an index clamped to the edge (clamped before the cast, so
+    the cast is always defined)."""
+    return B.cast(INDEX, B.max_(B.min_(p, _f(n_in - 1)), _f(0.0)))
+
+
+def _resample(data: Tensor, a: int, n_out: int, scale: float, width: float,
+              roi: tuple[float, float] | None, attrs, inline: bool) -> Tensor:
+    n_in = data.shape[a]
+    shape = data.shape[:a] + (n_out,) + data.shape[a + 1:]
+    cmode, mode = attrs["coordinate_transformation_mode"], attrs["mode"]
+
+    def load(i: Sequence[Expr], p: Expr) -> Expr:
+        return data[(*i[:a], _index(p, n_in), *i[a + 1:])]
+
+    def at(i: Sequence[Expr], x: Expr, fl: Expr) -> Expr:
+        if mode == "nearest":
+            frac = x - fl
+            nm = attrs["nearest_mode"]
+            up = {"floor": None, "ceil": frac > _f(0.0), "round_prefer_floor": frac > _f(0.5),
+                  "round_prefer_ceil": frac >= _f(0.5)}[nm]
+            return load(i, fl if up is None else B.select(up, fl + _f(1.0), fl))
+        pos, ws = _tap_weights(x, fl, attrs, scale, n_in)
+
+        def mix(ws: list[Expr]) -> Expr:
+            return _total([load(i, p) * w for p, w in zip(pos, ws, strict=True)])
+
+        def exclude(ws: list[Expr]) -> Expr:
+            if not attrs["exclude_outside"]:
+                return mix(ws)
+            ws = [B.select(B.or_(p < _f(0.0), p >= _f(n_in)), _f(0.0), w)
+                  for p, w in zip(pos, ws, strict=True)]
+            return _lets(ws, lambda ws: topi.let(_total(ws), lambda t: _lets(
+                [w / B.select(B.eq(t, _f(0.0)), _f(1.0), t) for w in ws], mix), "t"))
+
+        def antialias(ws: list[Expr]) -> Expr:
+            if not attrs["antialias"]:
+                return exclude(ws)
+            return topi.let(_total(ws), lambda t: _lets([w / t for w in ws], exclude), "t")
+
+        return _lets(ws, antialias)
+
+    def body(*i):
+        y = B.cast(F64, i[a])
+        x = source_coord(cmode, y, scale, n_in, n_out, width, roi)
+
+        def value(x: Expr) -> Expr:
+            v = topi.let(B.call("floor", x), lambda fl: at(i, x, fl), "fl")
+            if cmode == "tf_crop_and_resize":
+                outside = B.or_(x < _f(0.0), x > _f(n_in - 1))
+                v = B.select(outside, _f(attrs["extrapolation_value"]), v)
+            return v
+
+        return topi.let(x, value, "x")
+
+    return te.compute(f"Resize_{a}", shape, body, F64, inline=inline)
+
+
+def _cast_back_expr(v: Expr, dtype: DType) -> Expr:
+    if not dtype.is_int:
+        return B.cast(dtype, v)
+    info = np.iinfo(dtype.np)
+    hi = float(info.max)
+    if hi >= 2.0**63:  # 2^63 - 1 and 2^64 - 1 round up: stay below so the cast is defined
+        hi = float(np.nextafter(hi, 0.0))
+    r = B.call("round", v)
+    return B.cast(dtype, B.max_(B.min_(r, _f(hi)), _f(float(info.min))))
+
+
+def _resize_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """The reference's separable passes in float64; linear and cubic passes other than the
+    last are materialised (each output mixes several samples), nearest ones are inlined."""
+    x = ins[0]
+    out = ctx.out_types[0]
+    if 0 in out.shape:
+        return [fill("Resize", out)]
+    passes = _passes(x.shape, ctx.value(1), ctx.value(2), ctx.value(3), ctx.attrs)
+    data = te.compute("Resize_in", x.shape, lambda *i: B.cast(F64, x[i]), F64)
+    stages = [data]
+    for k, (a, n_out, scale, width, roi) in enumerate(passes):
+        if data.shape[a] == 0:
+            raise ctx.fail(f"cannot resize an empty axis {a} to {n_out}")
+        inline = ctx.attrs["mode"] == "nearest" or k == len(passes) - 1
+        data = _resample(data, a, n_out, scale, width, roi, ctx.attrs, inline)
+        stages.append(data)
+    res = te.compute("Resize", out.shape, lambda *i: _cast_back_expr(data[i], out.dtype),
+                     out.dtype)
+    res.extra["keep"] = stages  # te finds producers through weak references
+    return [res]
 
 
 _RESIZE_ATTRS = {
@@ -315,7 +493,8 @@ _RESIZE_ATTRS = {
 }
 
 register(OpDef("Resize", _resize_infer, _resize_ref, attrs=_RESIZE_ATTRS, kind=Kind.INJECTIVE,
-               inputs=(1, 4), upgrade=_resize_upgrade))
+               inputs=(1, 4), upgrade=_resize_upgrade, compute=_resize_compute,
+               shape_inputs=(1, 2, 3)))
 register(OpDef("Upsample", _resize_infer, _resize_ref,
                attrs={**_RESIZE_ATTRS, "scales": Attr("floats", None)}, kind=Kind.INJECTIVE,
                inputs=(1, 2), upgrade=_upsample_upgrade,

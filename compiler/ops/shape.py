@@ -1,5 +1,6 @@
 """Shape-manipulation ops: Reshape, Transpose, Concat, Split, Squeeze, Unsqueeze, Flatten,
-Shape, Size, Expand, Tile, Pad, DepthToSpace, SpaceToDepth, CenterCropPad, Slice.
+Shape, Size, Expand, Tile (Pad, CenterCropPad, DepthToSpace, SpaceToDepth and Slice live in
+pad_slice.py).
 
 Where a shape-like input (a target shape, repeats, pads, slice bounds) is a compile-time
 constant, the type relation computes the exact output shape; otherwise the affected dims are
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import Tensor
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -25,10 +31,12 @@ from compiler.ops.base import (
     OpDef,
     broadcast_shapes,
     norm_axis,
-    numel,
     register,
     unknown_shape,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 INDEX_TYPES = (DType.int32, DType.int64)
 INT64_MAX = 2**63 - 1
@@ -124,6 +132,58 @@ def as_ints(x: np.ndarray | None) -> list[int] | None:
 
 def zero_of(dtype: np.dtype):
     return "" if np.dtype(dtype).kind == "O" else np.zeros((), dtype)[()]
+
+
+# ---------------------------------------------------------------------------------------
+# Lowering helpers, shared with the other families' compute definitions
+
+
+def as_index(e: Expr) -> Expr:
+    """An integer expression as an int64 index."""
+    return e if e.dtype is te.INDEX else B.cast(te.INDEX, e)
+
+
+def wrap_index(e: Expr, n: int) -> Expr:
+    """An index read from data: negative values count from the back (n + e), and the result
+    is clamped into [0, n) so an out-of-range value never loads out of bounds (the numpy
+    reference raises on it instead)."""
+    v = as_index(e)
+    return topi.safe_index(B.select(v < te.idx(0), v + te.idx(n), v), n)
+
+
+def guarded_load(t: Tensor, index: Sequence[Expr], ok: Expr | None, default: Expr) -> Expr:
+    """`t[index]` where `ok` holds, else `default`. The index is clamped into t's bounds so
+    the unselected load stays in bounds, and an empty `t` is never read."""
+    if 0 in t.shape:
+        return default
+    v = t[tuple(topi.safe_index(e, n) for e, n in zip(index, t.shape, strict=True))]
+    return v if ok is None else B.select(ok, v, default)
+
+
+def all_of(conds: Sequence[Expr | None]) -> Expr | None:
+    out: Expr | None = None
+    for c in conds:
+        if c is not None:
+            out = c if out is None else B.and_(out, c)
+    return out
+
+
+def fill(name: str, t: TensorType, value: float | int | bool = 0) -> Tensor:
+    """A stage holding `value` everywhere."""
+    return te.compute(name, t.shape, lambda *i: topi.scalar(value, t.dtype), t.dtype)
+
+
+def nonempty(compute):
+    """Wrap a compute so that, when every output is empty, it yields empty fills: the compute
+    proper never builds index arithmetic over (or divides by) a zero-size dim."""
+
+    def wrapped(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+        if all(0 in t.shape for t in ctx.out_types):
+            return [fill(f"{ctx.op}_{k}", t) for k, t in enumerate(ctx.out_types)]
+        return compute(ctx, ins)
+
+    wrapped.__doc__ = compute.__doc__
+    return wrapped
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,8 +284,14 @@ def _reshape_ref(ctx: EvalCtx, inputs):
         raise rt_fail("Reshape", f"cannot reshape {list(x.shape)} to {list(dims)}") from None
 
 
+@nonempty
+def reshape_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Reshape, Squeeze, Unsqueeze, Flatten: the row-major order is kept."""
+    return [topi.reshape(ctx.op, ins[0], ctx.out_types[0].shape)]
+
+
 register(OpDef("Reshape", _reshape_infer, _reshape_ref, attrs={"allowzero": Attr("int", 0)},
-               kind=Kind.INJECTIVE, inputs=(2, 2)))
+               kind=Kind.INJECTIVE, inputs=(2, 2), compute=reshape_compute, shape_inputs=(1,)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,8 +317,16 @@ def _transpose_ref(ctx: EvalCtx, inputs):
     return [np.ascontiguousarray(np.transpose(inputs[0], perm))]
 
 
+def _transpose_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x = ins[0]
+    perm = ctx.attrs.get("perm")
+    perm = list(range(x.ndim))[::-1] if perm is None else list(perm)
+    return [topi.transpose("Transpose", x, perm)]
+
+
 register(OpDef("Transpose", _transpose_infer, _transpose_ref,
-               attrs={"perm": Attr("ints", None)}, kind=Kind.INJECTIVE))
+               attrs={"perm": Attr("ints", None)}, kind=Kind.INJECTIVE,
+               compute=_transpose_compute))
 
 
 def _concat_infer(ctx: InferCtx) -> list[TensorType]:
@@ -295,8 +369,29 @@ def _concat_ref(ctx: EvalCtx, inputs):
         raise rt_fail("Concat", f"cannot concatenate {shapes} on axis {axis}") from None
 
 
+@nonempty
+def _concat_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """A select chain over the inputs' ranges on `axis`; each load's index is clamped so the
+    unselected arms stay in bounds, and empty inputs are skipped."""
+    xs = [x for x in ins if x is not None and x.shape[ctx.attrs["axis"] % x.ndim] > 0]
+    axis = ctx.attrs["axis"] % xs[0].ndim
+
+    def body(*i):
+        e: Expr | None = None
+        off = 0
+        for x in xs:
+            n = x.shape[axis]
+            src = tuple(topi.safe_index(i[a] - te.idx(off), n) if a == axis else i[a]
+                        for a in range(x.ndim))
+            e = x[src] if e is None else B.select(i[axis] >= te.idx(off), x[src], e)
+            off += n
+        return e
+
+    return [te.compute("Concat", ctx.out_types[0].shape, body)]
+
+
 register(OpDef("Concat", _concat_infer, _concat_ref, attrs={"axis": Attr("int")},
-               kind=Kind.INJECTIVE, inputs=(1, None)))
+               kind=Kind.INJECTIVE, inputs=(1, None), compute=_concat_compute))
 
 
 def split_sizes(dim: int, n: int) -> list[int]:
@@ -370,10 +465,25 @@ def _split_ref(ctx: EvalCtx, inputs):
     return np.split(x, np.cumsum(split)[:-1], axis=axis)
 
 
+def _split_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """Output k reads the input from the sum of the earlier outputs' extents on `axis`."""
+    x = ins[0]
+    axis = ctx.attrs["axis"] % x.ndim
+    outs, off = [], 0
+    for k, t in enumerate(ctx.out_types):
+        if 0 in t.shape:
+            outs.append(fill(f"Split_{k}", t))
+        else:
+            outs.append(te.compute(f"Split_{k}", t.shape, lambda *i, o=off: x[tuple(
+                e + te.idx(o) if a == axis and o else e for a, e in enumerate(i))]))
+        off += t.shape[axis]
+    return outs
+
+
 register(OpDef("Split", _split_infer, _split_ref,
                attrs={"axis": Attr("int", 0), "num_outputs": Attr("int", None)},
                kind=Kind.INJECTIVE, inputs=(1, 2), outputs=(1, 1 << 30),
-               upgrade=_split_upgrade))
+               upgrade=_split_upgrade, compute=_split_compute, shape_inputs=(1,)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -422,7 +532,8 @@ def _squeeze_ref(ctx: EvalCtx, inputs):
 
 
 register(OpDef("Squeeze", _squeeze_infer, _squeeze_ref, kind=Kind.INJECTIVE, inputs=(1, 2),
-               upgrade=lambda ictx: axes_attr_to_input(ictx, 13, 1)))
+               upgrade=lambda ictx: axes_attr_to_input(ictx, 13, 1),
+               compute=reshape_compute, shape_inputs=(1,)))
 
 
 def _unsqueeze_infer(ctx: InferCtx) -> list[TensorType]:
@@ -450,7 +561,8 @@ def _unsqueeze_ref(ctx: EvalCtx, inputs):
 
 
 register(OpDef("Unsqueeze", _unsqueeze_infer, _unsqueeze_ref, kind=Kind.INJECTIVE,
-               inputs=(2, 2), upgrade=lambda ictx: axes_attr_to_input(ictx, 13, 1)))
+               inputs=(2, 2), upgrade=lambda ictx: axes_attr_to_input(ictx, 13, 1),
+               compute=reshape_compute, shape_inputs=(1,)))
 
 
 def _flatten_infer(ctx: InferCtx) -> list[TensorType]:
@@ -474,7 +586,7 @@ def _flatten_ref(ctx: EvalCtx, inputs):
 
 
 register(OpDef("Flatten", _flatten_infer, _flatten_ref, attrs={"axis": Attr("int", 1)},
-               kind=Kind.INJECTIVE))
+               kind=Kind.INJECTIVE, compute=reshape_compute))
 
 
 # ---------------------------------------------------------------------------------------
@@ -503,8 +615,31 @@ def _shape_ref(ctx: EvalCtx, inputs):
     return [np.array(x.shape[s:e], dtype=np.int64)]
 
 
+def select_values(i: Expr, values: Sequence[int | float], dtype: DType) -> Expr:
+    """`values[i]` for a compile-time list, as a chain of selects (i within range)."""
+    e = topi.scalar(values[-1], dtype)
+    for k in reversed(range(len(values) - 1)):
+        e = B.select(B.eq(i, te.idx(k)), topi.scalar(values[k], dtype), e)
+    return e
+
+
+@nonempty
+def _shape_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    """The dims are compile-time constants (kernels are specialised on input shapes)."""
+    x = ins[0]
+    s, e = _shape_range(x.ndim, ctx.attrs["start"], ctx.attrs.get("end"))
+    dims = x.shape[s:e]
+    return [te.compute("Shape", (len(dims),), lambda i: select_values(i, dims, DType.int64),
+                       DType.int64)]
+
+
+def _size_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    return [fill("Size", ctx.out_types[0], int(np.prod(ins[0].shape, dtype=np.int64)))]
+
+
 register(OpDef("Shape", _shape_infer, _shape_ref,
-               attrs={"start": Attr("int", 0), "end": Attr("int", None)}))
+               attrs={"start": Attr("int", 0), "end": Attr("int", None)},
+               compute=_shape_compute))
 
 
 def _size_infer(ctx: InferCtx) -> list[TensorType]:
@@ -512,7 +647,8 @@ def _size_infer(ctx: InferCtx) -> list[TensorType]:
     return [TensorType((), DType.int64)]
 
 
-register(OpDef("Size", _size_infer, lambda ctx, xs: [np.array(xs[0].size, dtype=np.int64)]))
+register(OpDef("Size", _size_infer, lambda ctx, xs: [np.array(xs[0].size, dtype=np.int64)],
+               compute=_size_compute))
 
 
 def _expand_infer(ctx: InferCtx) -> list[TensorType]:
@@ -541,7 +677,14 @@ def _expand_ref(ctx: EvalCtx, inputs):
     return [np.broadcast_to(x, out).copy()]
 
 
-register(OpDef("Expand", _expand_infer, _expand_ref, kind=Kind.BROADCAST, inputs=(2, 2)))
+@nonempty
+def _expand_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x, shape = ins[0], ctx.out_types[0].shape
+    return [te.compute("Expand", shape, lambda *i: topi.load_bcast(x, shape, i))]
+
+
+register(OpDef("Expand", _expand_infer, _expand_ref, kind=Kind.BROADCAST, inputs=(2, 2),
+               compute=_expand_compute, shape_inputs=(1,)))
 
 
 def _tile_infer(ctx: InferCtx) -> list[TensorType]:
@@ -568,296 +711,16 @@ def _tile_ref(ctx: EvalCtx, inputs):
     return [np.tile(x, reps) if x.ndim else x.copy()]
 
 
-register(OpDef("Tile", _tile_infer, _tile_ref, kind=Kind.INJECTIVE, inputs=(2, 2)))
+@nonempty
+def _tile_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
+    x, shape = ins[0], ctx.out_types[0].shape
+
+    def body(*i):
+        return x[tuple(e if n == d else B.floormod(e, te.idx(d))
+                       for e, n, d in zip(i, shape, x.shape, strict=True))]
+
+    return [te.compute("Tile", shape, body)]
 
 
-# ---------------------------------------------------------------------------------------
-# Pad, CenterCropPad
-
-
-PAD_MODES = ("constant", "reflect", "edge", "wrap")
-
-
-def _pad_upgrade(ictx) -> None:
-    if ictx.opset >= 11:
-        return
-    pads = ictx.attrs.pop("pads", None)
-    if pads is None:
-        raise ictx.fail("attribute 'pads' is required")
-    value = ictx.attrs.pop("value", 0.0)
-    ictx.inputs[1:] = [ictx.add_const(list(pads), np.int64)]
-    dtype = ictx.input_type(0).dtype.np
-    ictx.inputs.append(ictx.add_const(np.array(value).astype(dtype), dtype))
-
-
-def _pad_axes(ctx: InferCtx, rank: int, n_pads: int | None) -> list[int] | None:
-    if ctx.input(3) is None:
-        return list(range(rank))
-    axes = const_ints(ctx, 3)
-    return None if axes is None else norm_axes(ctx, axes, rank)
-
-
-def _pad_infer(ctx: InferCtx) -> list[TensorType]:
-    t = req(ctx, 0, "data")
-    check_int_input(ctx, 1, "pads")
-    check_int_input(ctx, 3, "axes", INDEX_TYPES)
-    if ctx.attrs["mode"] not in PAD_MODES:
-        raise ctx.fail(f"mode must be one of {', '.join(PAD_MODES)}, got {ctx.attrs['mode']!r}")
-    cv = ctx.input(2)
-    if cv is not None:
-        if cv.dtype != t.dtype:
-            raise ctx.fail(f"constant_value dtype {cv.dtype} differs from data dtype {t.dtype}")
-        if numel(cv.shape) not in (1, None):
-            raise ctx.fail("constant_value must hold one element")
-    if t.shape is None:
-        return [TensorType(None, t.dtype)]
-    rank = len(t.shape)
-    pads = const_ints(ctx, 1)
-    axes = _pad_axes(ctx, rank, None if pads is None else len(pads))
-    if axes is None:
-        return [TensorType(unknown_shape(rank), t.dtype)]
-    out = list(t.shape)
-    if pads is None:
-        for a in axes:
-            out[a] = UNKNOWN
-        return [TensorType(tuple(out), t.dtype)]
-    if len(pads) != 2 * len(axes):
-        raise ctx.fail(f"pads has {len(pads)} entries, expected {2 * len(axes)}")
-    for k, a in enumerate(axes):
-        b, e = pads[k], pads[k + len(axes)]
-        d = t.shape[a]
-        if isinstance(d, int):
-            if d + b + e < 0:
-                raise ctx.fail(f"pads {b}, {e} make axis {a} of size {d} negative")
-            out[a] = d + b + e
-        elif b + e != 0:
-            out[a] = UNKNOWN
-    return [TensorType(tuple(out), t.dtype)]
-
-
-def _pad_ref(ctx: EvalCtx, inputs):
-    x, pads, cv, axes = (list(inputs) + [None] * 4)[:4]
-    mode = ctx.attrs["mode"]
-    rank = x.ndim
-    axes = list(range(rank)) if axes is None else rt_axes("Pad", as_ints(axes), rank)
-    pads = as_ints(pads)
-    if len(pads) != 2 * len(axes):
-        raise rt_fail("Pad", f"pads has {len(pads)} entries, expected {2 * len(axes)}")
-    crop = [slice(None)] * rank
-    width = [(0, 0)] * rank
-    for k, a in enumerate(axes):
-        b, e = pads[k], pads[k + len(axes)]
-        if x.shape[a] + b + e < 0:
-            raise rt_fail("Pad", f"pads {b}, {e} make axis {a} of size {x.shape[a]} negative")
-        crop[a] = slice(max(-b, 0), x.shape[a] - max(-e, 0))
-        width[a] = (max(b, 0), max(e, 0))
-    x = x[tuple(crop)]
-    if mode == "constant":
-        value = zero_of(x.dtype) if cv is None else np.asarray(cv).reshape(-1)[0]
-        out = np.full([d + b + e for d, (b, e) in zip(x.shape, width, strict=True)], value,
-                      dtype=x.dtype)
-        out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, width, strict=True))] = x
-        return [out]
-    for a, (b, e) in enumerate(width):
-        if (b or e) and x.shape[a] == 0:
-            raise rt_fail("Pad", f"cannot {mode}-pad the empty axis {a}")
-    return [np.pad(x, width, mode=mode).astype(x.dtype)]
-
-
-register(OpDef("Pad", _pad_infer, _pad_ref, attrs={"mode": Attr("string", "constant")},
-               kind=Kind.INJECTIVE, inputs=(2, 4), upgrade=_pad_upgrade))
-
-
-def _ccp_axes(ctx, rank: int) -> list[int]:
-    axes = ctx.attrs.get("axes")
-    return list(range(rank)) if axes is None else rt_axes("CenterCropPad", axes, rank)
-
-
-def _ccp_infer(ctx: InferCtx) -> list[TensorType]:
-    t = req(ctx, 0)
-    st = check_int_input(ctx, 1, "shape", INDEX_TYPES)
-    if t.shape is None:
-        return [TensorType(None, t.dtype)]
-    rank = len(t.shape)
-    axes = ctx.attrs.get("axes")
-    axes = list(range(rank)) if axes is None else norm_axes(ctx, axes, rank)
-    shape = const_ints(ctx, 1)
-    n = len(shape) if shape is not None else vec_len(st)
-    if n is not None and n != len(axes):
-        raise ctx.fail(f"shape has {n} entries for {len(axes)} axes")
-    out = list(t.shape)
-    for k, a in enumerate(axes):
-        out[a] = UNKNOWN if shape is None else shape[k]
-        if shape is not None and shape[k] < 0:
-            raise ctx.fail(f"shape {list(shape)} has negative entries")
-    return [TensorType(tuple(out), t.dtype)]
-
-
-def _ccp_ref(ctx: EvalCtx, inputs):
-    x, shape = inputs[0], as_ints(inputs[1])
-    axes = _ccp_axes(ctx, x.ndim)
-    src = [slice(None)] * x.ndim
-    dst = [slice(None)] * x.ndim
-    out = list(x.shape)
-    for a, s in zip(axes, shape, strict=True):
-        d = x.shape[a]
-        out[a] = s
-        if s < d:
-            src[a] = slice((d - s) // 2, (d - s) // 2 + s)
-        elif s > d:
-            dst[a] = slice((s - d) // 2, (s - d) // 2 + d)
-    res = np.full(out, zero_of(x.dtype), dtype=x.dtype)
-    res[tuple(dst)] = x[tuple(src)]
-    return [res]
-
-
-register(OpDef("CenterCropPad", _ccp_infer, _ccp_ref, attrs={"axes": Attr("ints", None)},
-               kind=Kind.INJECTIVE, inputs=(2, 2)))
-
-
-# ---------------------------------------------------------------------------------------
-# DepthToSpace, SpaceToDepth
-
-
-def _d2s_like(to_space: bool):
-    def infer(ctx: InferCtx) -> list[TensorType]:
-        t = req(ctx, 0)
-        bs = ctx.attrs["blocksize"]
-        if bs <= 0:
-            raise ctx.fail(f"blocksize must be positive, got {bs}")
-        if ctx.attrs["mode"] not in ("DCR", "CRD"):
-            raise ctx.fail(f"mode must be DCR or CRD, got {ctx.attrs['mode']!r}")
-        if t.shape is None:
-            return [TensorType(unknown_shape(4), t.dtype)]
-        if len(t.shape) != 4:
-            raise ctx.fail(f"input must be 4-D, got rank {len(t.shape)}")
-        n, c, h, w = t.shape
-        if to_space:
-            if isinstance(c, int) and c % (bs * bs):
-                raise ctx.fail(f"channels {c} not divisible by blocksize^2 = {bs * bs}")
-            dims = (n, _div(c, bs * bs), _mul(h, bs), _mul(w, bs))
-        else:
-            for d in (h, w):
-                if isinstance(d, int) and d % bs:
-                    raise ctx.fail(f"spatial dim {d} not divisible by blocksize {bs}")
-            dims = (n, _mul(c, bs * bs), _div(h, bs), _div(w, bs))
-        return [TensorType(dims, t.dtype)]
-
-    def ref(ctx: EvalCtx, inputs):
-        x = inputs[0]
-        bs, crd = ctx.attrs["blocksize"], ctx.attrs["mode"] == "CRD"
-        b, c, h, w = x.shape
-        if to_space:
-            if crd:
-                tmp = x.reshape(b, c // (bs * bs), bs, bs, h, w).transpose(0, 1, 4, 2, 5, 3)
-            else:
-                tmp = x.reshape(b, bs, bs, c // (bs * bs), h, w).transpose(0, 3, 4, 1, 5, 2)
-            return [tmp.reshape(b, c // (bs * bs), h * bs, w * bs)]
-        tmp = x.reshape(b, c, h // bs, bs, w // bs, bs)
-        tmp = tmp.transpose(0, 1, 3, 5, 2, 4) if crd else tmp.transpose(0, 3, 5, 1, 2, 4)
-        return [tmp.reshape(b, c * bs * bs, h // bs, w // bs)]
-
-    return infer, ref
-
-
-def _mul(d: Dim, k: int) -> Dim:
-    return d * k if isinstance(d, int) else d if k == 1 else UNKNOWN
-
-
-def _div(d: Dim, k: int) -> Dim:
-    return d // k if isinstance(d, int) else d if k == 1 else UNKNOWN
-
-
-_D2S_ATTRS = {"blocksize": Attr("int"), "mode": Attr("string", "DCR")}
-register(OpDef("DepthToSpace", *_d2s_like(True), attrs=_D2S_ATTRS, kind=Kind.INJECTIVE))
-register(OpDef("SpaceToDepth", *_d2s_like(False), attrs=_D2S_ATTRS, kind=Kind.INJECTIVE))
-
-
-# ---------------------------------------------------------------------------------------
-# Slice
-
-
-def slice_range(dim: int, start: int, end: int, step: int) -> tuple[int, int | None, int]:
-    """Clamp one axis' Slice bounds per the spec: (start, Python stop, output length)."""
-    if dim == 0:
-        return 0, 0, 0
-    start = start + dim if start < 0 else start
-    end = end + dim if end < 0 else end
-    if step > 0:
-        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
-        return start, end, max(0, -(-(end - start) // step))
-    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
-    return start, (end if end >= 0 else None), max(0, -(-(start - end) // -step))
-
-
-def _slice_upgrade(ictx) -> None:
-    if ictx.opset >= 10:
-        return
-    ins = [ictx.inputs[0]]
-    for name in ("starts", "ends", "axes"):
-        if name in ictx.attrs:
-            ins.append(ictx.add_const(list(ictx.attrs.pop(name)), np.int64))
-        elif name != "axes":
-            raise ictx.fail(f"attribute {name!r} is required")
-    ictx.inputs[:] = ins
-
-
-def _slice_params(ctx: InferCtx, rank: int):
-    """(axes, starts, ends, steps) when all constant; axes alone (or None) otherwise."""
-    starts, ends = const_ints(ctx, 1), const_ints(ctx, 2)
-    n = len(starts) if starts is not None else vec_len(ctx.input(1))
-    if ctx.input(3) is None:
-        axes = None if n is None else list(range(n))
-    else:
-        axes = const_ints(ctx, 3)
-        axes = None if axes is None else norm_axes(ctx, axes, rank)
-    steps = (1,) * (n or 0) if ctx.input(4) is None else const_ints(ctx, 4)
-    if axes is not None:
-        for what, v in (("starts", starts), ("ends", ends), ("steps", steps)):
-            if v is not None and len(v) != len(axes):
-                raise ctx.fail(f"{what} has {len(v)} entries, axes has {len(axes)}")
-    if steps is not None and 0 in steps:
-        raise ctx.fail("steps must be non-zero")
-    if None in (starts, ends, steps):
-        return axes, None, None, None
-    return axes, starts, ends, steps
-
-
-def _slice_infer(ctx: InferCtx) -> list[TensorType]:
-    t = req(ctx, 0, "data")
-    for i, what in enumerate(("starts", "ends", "axes", "steps"), start=1):
-        check_int_input(ctx, i, what, INDEX_TYPES)
-    if t.shape is None:
-        return [TensorType(None, t.dtype)]
-    axes, starts, ends, steps = _slice_params(ctx, len(t.shape))
-    if axes is None:
-        return [TensorType(unknown_shape(len(t.shape)), t.dtype)]
-    out = list(t.shape)
-    for k, a in enumerate(axes):
-        d = t.shape[a]
-        if starts is None:
-            out[a] = UNKNOWN
-        elif isinstance(d, int):
-            out[a] = slice_range(d, starts[k], ends[k], steps[k])[2]
-        elif not (steps[k] == 1 and starts[k] == 0 and ends[k] >= 2**31 - 1):
-            out[a] = UNKNOWN
-    return [TensorType(tuple(out), t.dtype)]
-
-
-def _slice_ref(ctx: EvalCtx, inputs):
-    x, starts, ends, axes, steps = (list(inputs) + [None] * 5)[:5]
-    starts, ends = as_ints(starts), as_ints(ends)
-    axes = rt_axes("Slice", list(range(len(starts))) if axes is None else as_ints(axes),
-                   x.ndim)
-    steps = [1] * len(starts) if steps is None else as_ints(steps)
-    if 0 in steps:
-        raise rt_fail("Slice", "steps must be non-zero")
-    index = [slice(None)] * x.ndim
-    for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
-        b, stop, _ = slice_range(x.shape[a], s, e, st)
-        index[a] = slice(b, stop, st)
-    return [x[tuple(index)].copy()]
-
-
-register(OpDef("Slice", _slice_infer, _slice_ref, kind=Kind.INJECTIVE, inputs=(3, 5),
-               upgrade=_slice_upgrade))
+register(OpDef("Tile", _tile_infer, _tile_ref, kind=Kind.INJECTIVE, inputs=(2, 2),
+               compute=_tile_compute, shape_inputs=(1,)))

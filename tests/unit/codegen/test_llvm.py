@@ -54,6 +54,7 @@ from compiler.loop.ir import (
     Var,
     const,
     int_range,
+    is_float,
     is_int,
 )
 from compiler.loop.random_program import random_args, random_primfunc
@@ -212,6 +213,29 @@ def test_16bit_floats_compute_in_float32_and_round_once(dtype: DType) -> None:
             assert same_bits(got, want)
 
 
+_NP_CMP = {CmpKind.eq: np.equal, CmpKind.ne: np.not_equal, CmpKind.lt: np.less,
+           CmpKind.le: np.less_equal, CmpKind.gt: np.greater, CmpKind.ge: np.greater_equal}
+
+
+@pytest.mark.parametrize("dtype", [D.float32, D.bfloat16, D.int8, D.uint32, D.int64])
+def test_comparisons(dtype: DType) -> None:
+    rng = np.random.default_rng(10)
+    n = 64
+    if is_float(dtype):
+        x, y = float_data(dtype, n, rng), float_data(dtype, n, rng)
+        y[:8] = [np.nan, -0.0, np.inf, 1.0, np.nan, 1.0, -2.5, 0.25]
+    else:
+        lo, hi = int_range(dtype)
+        x = rng.integers(lo, hi, n, dtype=dtype.np, endpoint=True)
+        y = np.where(rng.random(n) < 0.3, x, rng.integers(lo, hi, n, dtype=dtype.np))
+    for kind, ref in _NP_CMP.items():
+        for lanes in (1, 4):
+            f = elementwise(dtype, D.bool, lambda a, b, k=kind: CmpOp(k, a, b), n, 2, lanes)
+            got = run_native(f, x, y, np.zeros(n, bool))[2]
+            with np.errstate(invalid="ignore"):
+                assert got.tolist() == ref(x, y).tolist(), (kind, lanes)
+
+
 def test_compare_select_and_logic() -> None:
     rng = np.random.default_rng(4)
     n = 64
@@ -258,7 +282,7 @@ def _cast_inputs(src: DType, dst: DType, n: int, rng: np.random.Generator) -> np
 def test_every_cast_matches_the_interpreter() -> None:
     """All 169 dtype pairs, scalar and vector, in one module, against interp bit for bit."""
     rng = np.random.default_rng(5)
-    n = 128
+    n = 64
     funcs, cases = [], []
     for src, dst in itertools.product(SUPPORTED_DTYPES, repeat=2):
         for lanes in (1, 4):
@@ -279,8 +303,9 @@ def test_casts_against_numpy() -> None:
     n = 1024
     x32 = float_data(D.float32, n, rng)
     x64 = float_data(D.float64, n, rng)
+    x16 = x32.astype(np.float16)
     for src, dst, x in ((D.float32, D.float16, x32), (D.float32, D.bfloat16, x32),
-                        (D.float64, D.float32, x64), (D.float16, D.float32, x32.astype(np.float16))):
+                        (D.float64, D.float32, x64), (D.float16, D.float32, x16)):
         f = elementwise(src, dst, lambda v, d=dst: cast(d, v), n, 1)
         with np.errstate(all="ignore"):
             want = x.astype(dst.np)
@@ -380,7 +405,8 @@ def test_transcendental_intrinsics_call_libm(dtype: DType) -> None:
         got = np.zeros(n, dtype.np)
         module.kernel(f.name)(x.copy(), y.copy(), got)
         ref = refs[f.name]
-        want = ref(x64, y64) if f.name in ("pow", "atan2", "hypot") else ref(x64)
+        with np.errstate(invalid="ignore"):
+            want = ref(x64, y64) if f.name in ("pow", "atan2", "hypot") else ref(x64)
         np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=rtol,
                                    err_msg=f.name)
 
@@ -520,13 +546,17 @@ _INEXACT_BINARY = {"pow", "atan2"}
 
 
 def _exact_only(func: PrimFunc) -> PrimFunc:
-    """Replace libm calls whose numpy and libm results may differ by an ulp with exact ones."""
+    """Replace libm calls whose numpy and libm results may differ by an ulp with exact ones,
+    and keep NaNs out of copysign's sign argument (the sign of a NaN is unspecified: LLVM's
+    constant folder makes +NaN where x86 makes -NaN)."""
 
     def fix(node: object) -> object:
         if isinstance(node, Call) and node.op in _INEXACT_UNARY:
             return Call("sqrt", node.args, node.dtype)
-        if isinstance(node, Call) and node.op in _INEXACT_BINARY:
-            return Call("copysign", node.args, node.dtype)
+        if isinstance(node, Call) and node.op in (*_INEXACT_BINARY, "copysign"):
+            x, sign = node.args
+            zero = const(0.0, sign.dtype, sign.lanes)
+            return Call("copysign", (x, Select(call("isnan", sign), zero, sign)), node.dtype)
         return None
 
     return transform(func, fix)  # type: ignore[return-value]
@@ -570,19 +600,19 @@ def _differential(func: PrimFunc, seed: int, num_threads: int, opt_level: int = 
 @pytest.mark.parametrize("block", range(4))
 def test_random_programs_match_the_interpreter(block: int) -> None:
     """Single-threaded team (the generator's parallel loops may race), bit for bit."""
-    for seed in range(block * 60, block * 60 + 60):
+    for seed in range(block * 50, block * 50 + 50):
         _differential(_exact_only(random_primfunc(seed)), seed, num_threads=1)
 
 
 def test_race_free_random_programs_in_parallel() -> None:
     tested = 0
-    for seed in range(1000, 2400):
+    for seed in range(1000, 1800):
         func = random_primfunc(seed)
         if any(isinstance(n, For) and n.kind is ForKind.parallel for n in walk(func.body)) \
                 and _race_free(func):
             _differential(_exact_only(func), seed, num_threads=4)
             tested += 1
-    assert tested >= 30
+    assert tested >= 25
 
 
 @pytest.mark.parametrize("opt_level", [0, 1, 3])
