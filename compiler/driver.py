@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import onnx
 
 from compiler.errors import AnvilError
@@ -21,7 +22,12 @@ def _lir_codegen(funcs: Sequence[PrimFunc]) -> dict[str, Callable[..., None]]:
     """The loop-IR interpreter as a target: slow, but the semantic reference."""
     from compiler.loop import interp
 
-    return {f.name: (lambda *args, f=f: interp.run(f, list(args))) for f in funcs}
+    def runner(f: PrimFunc) -> Callable[..., None]:
+        # inputs may be read-only (constants); outputs are always fresh writable arrays
+        return lambda *args: interp.run(f, [a if not isinstance(a, np.ndarray) or
+                                            a.flags.writeable else a.copy() for a in args])
+
+    return {f.name: runner(f) for f in funcs}
 
 
 def _llvm_codegen(opt_level: int) -> Callable:

@@ -592,6 +592,43 @@ def _rotary_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [np.ascontiguousarray(y)]
 
 
+def _rotary_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    x, cos, sin, pos = list(ins) + [None] * (4 - len(ins))
+    a = ctx.attrs
+    heads = a.get("num_heads")
+    head = x.shape[3] if x.ndim == 4 else x.shape[2] // heads
+    rot = a["rotary_embedding_dim"] or head
+    half = rot // 2
+
+    def body(*ix):
+        if x.ndim == 4:
+            b, h, s, d = ix
+            xl = lambda dd: x[b, h, s, dd]  # noqa: E731
+        else:
+            b, s, c = ix
+            h, d = B.floordiv(c, idx(head)), B.floormod(c, idx(head))
+            xl = lambda dd: x[b, s, h * idx(head) + dd]  # noqa: E731
+        dc = B.min_(d, idx(rot - 1))  # in range for the pass-through lanes too
+        if a["interleaved"]:
+            p, second = B.floordiv(dc, idx(2)), B.eq(B.floormod(dc, idx(2)), idx(1))
+            x1, x2 = xl(p * idx(2)), xl(p * idx(2) + idx(1))
+        else:
+            second = dc >= idx(half)
+            p = B.select(second, dc - idx(half), dc)
+            x1, x2 = xl(p), xl(p + idx(half))
+        if pos is not None:
+            row = topi.safe_index(pos[b, s], cos.shape[0])
+            cv, sv = cos[row, p], sin[row, p]
+        else:
+            cv, sv = cos[b, s, p], sin[b, s, p]
+        real = cv * x1 - sv * x2
+        imag = sv * x1 + cv * x2
+        y = B.select(second, imag, real)
+        return B.select(d < idx(rot), y, xl(d)) if rot < head else y
+
+    return [topi.stage("rotary", x.shape, body, x.dtype)]
+
+
 register(OpDef(
     name="RotaryEmbedding",
     attrs={
@@ -602,6 +639,7 @@ register(OpDef(
     inputs=(3, 4),
     infer=_rotary_infer,
     ref=_rotary_ref,
+    compute=_rotary_compute,
     kind=Kind.INJECTIVE,
     doc="Rotary positional embedding (RoPE), half-split or interleaved.",
 ))
@@ -692,6 +730,87 @@ def _linear_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [_merge_heads(out).astype(q.dtype), s.astype(sdt)]
 
 
+def _steps_select(steps: list[te.Tensor], t: Expr, load: Callable[[te.Tensor], Expr]) -> Expr:
+    """`load(steps[t])` for a loop index t over a static number of per-step stages."""
+    e = load(steps[-1])
+    for i in range(len(steps) - 2, -1, -1):
+        e = B.select(B.eq(t, idx(i)), load(steps[i]), e)
+    return e
+
+
+def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    """The reference's recurrence, one materialised state stage per time step (float32)."""
+    q, k, v, state, decay, beta = list(ins) + [None] * (6 - len(ins))
+    a = ctx.attrs
+    hq, hkv = a["q_num_heads"], a["kv_num_heads"]
+    f32 = DType.float32
+    b, t = q.shape[0], q.shape[1]
+    dk, dv = q.shape[2] // hq, v.shape[2] // hkv
+    grp = hq // hkv
+
+    def ld(x, heads_dim, bb, i, h, d):
+        e = x[bb, i, h * idx(heads_dim) + d]
+        return e if e.dtype == f32 else B.cast(f32, e)
+
+    sdt = state.dtype if state is not None else q.dtype
+    shape = (b, hkv, dk, dv)
+    if state is not None:
+        s = topi.stage("state0", shape, lambda *i: B.cast(f32, state[i]), f32)
+    else:
+        s = topi.stage("state0", shape, lambda *i: _fimm(0.0, f32), f32)
+    gper = decay.shape[2] // hkv if decay is not None else 0
+    outs = []
+    for i in range(t):
+        ii = idx(i)
+        prev = s
+        if decay is not None:
+            def decayed(bb, h, d, m, prev=prev, ii=ii):
+                col = h * idx(gper) + (d if gper > 1 else idx(0))
+                g = decay[bb, ii, col]
+                return prev[bb, h, d, m] * B.call("exp", g if g.dtype == f32 else B.cast(f32, g))
+            prev = topi.stage(f"decayed{i}", shape, decayed, f32)
+        vt: Load = lambda bb, h, m, ii=ii: ld(v, dv, bb, ii, h, m)  # noqa: E731
+        if beta is not None:
+            def kv_read(bb, h, m, prev=prev, ii=ii):
+                r = te.rvar("d", dk)
+                return te.reduce("sum", prev[bb, h, r.var, m] * ld(k, dk, bb, ii, h, r.var), [r])
+
+            kv = topi.stage(f"kv{i}", (b, hkv, dv), kv_read, f32)
+
+            def delta(bb, h, m, kv=kv, ii=ii):
+                hb = h if beta.shape[2] == hkv else idx(0)
+                be = beta[bb, ii, hb]
+                be = be if be.dtype == f32 else B.cast(f32, be)
+                return be * (ld(v, dv, bb, ii, h, m) - kv[bb, h, m])
+
+            vstage = topi.stage(f"v{i}", (b, hkv, dv), delta, f32)
+            vt = lambda bb, h, m, vs=vstage: vs[bb, h, m]  # noqa: E731
+        s = topi.stage(f"state{i + 1}", shape, lambda bb, h, d, m, prev=prev, vt=vt, ii=ii:
+                       prev[bb, h, d, m] + ld(k, dk, bb, ii, h, d) * vt(bb, h, m),
+                       f32, inline=False)
+
+        def read(bb, h, m, s=s, ii=ii):
+            r = te.rvar("d", dk)
+            hk = B.floordiv(h, idx(grp)) if grp > 1 else h
+            return te.reduce("sum", ld(q, dk, bb, ii, h, r.var) * s[bb, hk, r.var, m], [r])
+
+        outs.append(topi.stage(f"out{i}", (b, hq, dv), read, f32))
+
+    def scaled(e: Expr) -> Expr:
+        if a["scale"]:
+            return _fimm(a["scale"], f32) * e
+        f64 = DType.float64
+        return B.cast(f32, _fimm(float(1.0 / np.sqrt(dk)), f64) * B.cast(f64, e))
+
+    def y(bb, i, c):
+        h, m = B.floordiv(c, idx(dv)), B.floormod(c, idx(dv))
+        return B.cast(q.dtype, scaled(_steps_select(outs, i, lambda o: o[bb, h, m])))
+
+    ys = topi.stage("y", (b, t, hq * dv), y, q.dtype)
+    final = topi.stage("state", shape, lambda *i: B.cast(sdt, s[i]), sdt)
+    return [ys, final][: len(ctx.out_types)]
+
+
 register(OpDef(
     name="LinearAttention",
     attrs={
@@ -705,6 +824,7 @@ register(OpDef(
     outputs=(1, 2),
     infer=_linear_infer,
     ref=_linear_ref,
+    compute=_linear_compute,
     kind=Kind.OPAQUE,
     doc="Linear attention recurrence (linear, gated, delta, gated_delta rules).",
 ))
@@ -767,6 +887,144 @@ def _flex_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [np.matmul(probs, v.astype(cdt)).astype(dt)]
 
 
+_MAX_CONST = 4096  # elements of a folded constant that a subgraph may feed to a compute
+
+
+def _const_stage(name: str, value: np.ndarray) -> te.Tensor:
+    """A compute stage holding a small constant array (a select over its flat index)."""
+    value = np.asarray(value)
+    dt = DType.from_np(value.dtype)
+    flat = value.reshape(-1)
+    if flat.size and (flat == flat[0]).all() and not np.isnan(flat[0:1].astype(float)).any():
+        return topi.stage(name, value.shape, lambda *i: topi.scalar(flat[0].item(), dt), dt)
+    if flat.size > _MAX_CONST:
+        raise ValueError(f"constant of {flat.size} elements")
+
+    def body(*i):
+        f = topi.flat_index(value.shape, i)
+        e = topi.scalar(flat[-1].item(), dt)
+        for n in range(flat.size - 2, -1, -1):
+            e = B.select(B.eq(f, idx(n)), topi.scalar(flat[n].item(), dt), e)
+        return e
+
+    return topi.stage(name, value.shape, body, dt)
+
+
+def _inline_function(ctx: LowerCtx, fn, args: list[te.Tensor]) -> list[te.Tensor]:
+    """Lower a subgraph's bindings into stages at the concrete shapes of `args`: values known
+    at compile time (constants, shapes, and ops of them) are folded with the ops' numpy
+    references; the other calls use their ops' compute definitions."""
+    from compiler.graph.ir import Const
+    from compiler.lower.lowering import LowerCtx as LCtx
+    from compiler.ops.base import InferCtx as ICtx
+    from compiler.ops.base import get_op
+
+    env: dict = {p: (a, None) for p, a in zip(fn.params, args, strict=True)}
+    made: list[te.Tensor] = []  # other ops' computes use plain `te.compute`: keep it all alive
+
+    def typ(entry):
+        t, val = entry
+        if val is not None:
+            return TensorType(tuple(int(d) for d in val.shape), DType.from_np(val.dtype))
+        return TensorType(t.shape, t.dtype)
+
+    for n, bnd in enumerate(fn.body):
+        e = bnd.expr
+        where = f"{ctx.where} subgraph @{fn.name} binding {n}"
+        if isinstance(e, Const):
+            env[bnd.outs[0]] = (None, e.value.array)
+            continue
+        op = get_op(e.op)
+        if op is None or any(x is not None and x not in env for x in e.args):
+            raise ctx.fail(f"{where}: cannot lower {e.op} (unknown op or outer-scope value)")
+        vals = [env[x] if x is not None else None for x in e.args]
+        in_types = [typ(x) if x is not None else None for x in vals]
+        known = [None if x is None else x[1] for x in vals]
+        if e.op in ("Shape", "Size") and vals[0] is not None:
+            known[0] = np.zeros(in_types[0].shape, in_types[0].dtype.np)
+        attrs = e.attr_dict
+        ictx = ICtx(op.name, where, attrs, in_types, known, len(bnd.outs))
+        out_types = list(op.infer(ictx))[: len(bnd.outs)]
+        if all(v is None or k is not None for v, k in zip(vals, known, strict=True)) \
+                and not op.nondeterministic and not op.host:
+            ectx = EvalCtx(op.name, attrs, len(bnd.outs), out_types)
+            with np.errstate(all="ignore"):
+                res = [np.asarray(r) for r in op.ref(ectx, known)]
+            for o, r in zip(bnd.outs, res, strict=False):
+                env[o] = (None, r)
+            continue
+        if op.compute is None or op.host:
+            raise ctx.fail(f"{where}: {e.op} has no compute definition")
+        holders = []
+        for k, x in enumerate(vals):
+            if x is None or x[0] is not None:
+                holders.append(None if x is None else x[0])
+                continue
+            try:
+                holders.append(_const_stage(f"c{n}_{k}", x[1]))
+            except ValueError:
+                raise ctx.fail(f"{where}: constant input {k} of {e.op} is too large "
+                               f"({x[1].size} elements) to inline") from None
+        lctx = LCtx(op.name, attrs, in_types, out_types,
+                    {i: known[i] for i in op.shape_inputs
+                     if i < len(known) and known[i] is not None}, where)
+        made.extend(h for h in holders if h is not None)
+        for o, r in zip(bnd.outs, op.compute(lctx, holders), strict=False):
+            env[o] = (r, None)
+            made.append(r)
+    out = []
+    for r in fn.results:
+        t, val = env[r]
+        t = t if t is not None else _const_stage("result", val)
+        t.extra.setdefault("producers", []).extend(made)
+        out.append(t)
+    return out
+
+
+def _flex_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    q, k, v = ins[:3]
+    a = ctx.attrs
+    dt = q.dtype
+    b, hq, sq, e = q.shape
+    hkv, skv, dv = k.shape[1], k.shape[2], v.shape[3]
+    grp = hq // hkv
+    scale = a.get("scale")
+    if scale is None:
+        scale = 1.0 / np.sqrt(e)
+    s = _fimm(float(np.sqrt(np.float32(scale)).astype(dt.np)), dt)
+    cdt = _flex_softmax_dtype(ctx, dt)
+
+    def kv_head(h):
+        return B.floordiv(h, idx(grp)) if grp > 1 else h
+
+    qk = _matmul_stage("qk", (b, hq, sq, skv), lambda bb, h, i, d: q[bb, h, i, d] * s,
+                       lambda bb, h, d, j: k[bb, kv_head(h), j, d] * s, e, dt, _acc(dt))
+    scores = qk if cdt == dt else topi.stage("scores", qk.shape,
+                                             lambda *i: B.cast(cdt, qk[i]), cdt)
+    if a.get("score_mod") is not None:
+        scores = _mod_result(ctx, a["score_mod"], scores, cdt)
+    probs = _softmax_stages("softmax", scores, False)
+    if a.get("prob_mod") is not None:
+        probs = _mod_result(ctx, a["prob_mod"], probs, cdt)
+
+    def vload(bb, h, j, d):
+        x = v[bb, kv_head(h), j, d]
+        return x if x.dtype == cdt else B.cast(cdt, x)
+
+    return [_matmul_stage("pv", (b, hq, sq, dv), lambda *i: probs[i], vload, skv, dt,
+                          _acc(cdt))]
+
+
+def _mod_result(ctx: LowerCtx, fn, x: te.Tensor, cdt: DType) -> te.Tensor:
+    (r,) = _inline_function(ctx, fn, [x])[:1]
+    if r.shape != x.shape:
+        raise ctx.fail(f"subgraph @{fn.name} returns shape {list(r.shape)}, expected "
+                       f"{list(x.shape)}")
+    if r.dtype == cdt:
+        return r
+    return topi.stage("mod", r.shape, lambda *i: B.cast(cdt, r[i]), cdt)
+
+
 register(OpDef(
     name="FlexAttention",
     domain="ai.onnx.preview",
@@ -779,6 +1037,7 @@ register(OpDef(
     inputs=(3, 3),
     infer=_flex_infer,
     ref=_flex_ref,
+    compute=_flex_compute,
     kind=Kind.OPAQUE,
     doc="Attention with score_mod / prob_mod subgraphs (ai.onnx.preview).",
 ))

@@ -7,9 +7,7 @@ integer convolutions run in float64, which is exact for 8-bit operands."""
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,27 +27,35 @@ from compiler.ops.base import (
     register,
 )
 from compiler.ops.window import (
+    CONV_ATTRS,
     FLOATS,
     INT8S,
     Window,
     add_bias,
     all_of,
-    channel_of,
+    check_bias,
     check_channels,
     check_rank,
-    conv_nd,
-    elem0,
+    check_zero_point,
+    col2im_geometry,
+    conv_forward,
+    conv_shape,
+    deform_sample,
     finish,
+    float_conv,
     grouped_matmul,
     int_attrs,
+    int_conv,
+    int_conv_lower,
     kernel_of,
     make_window,
     mul_dim,
+    multilinear,
     need,
-    per_channel,
     scatter_taps,
     spatial_out,
     strided_source,
+    transpose_axis,
     work_dtype,
     work_type,
 )
@@ -60,60 +66,8 @@ if TYPE_CHECKING:
 D = DType
 
 
-def float_conv(ctx: EvalCtx, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    wt = work_dtype(x.dtype)
-    win = make_window(ctx.attrs, w.shape[2:])
-    y = conv_nd(x.astype(wt, copy=False), w.astype(wt, copy=False), ctx.attrs["group"], win)
-    return add_bias(y, b).astype(x.dtype, copy=False)
-
-
 # ---------------------------------------------------------------------------------------
 # Conv and ConvInteger
-
-
-CONV_ATTRS = {
-    "auto_pad": Attr("string", "NOTSET"),
-    "dilations": Attr("ints", None),
-    "group": Attr("int", 1),
-    "kernel_shape": Attr("ints", None),
-    "pads": Attr("ints", None),
-    "strides": Attr("ints", None),
-}
-
-
-def conv_shape(ctx: InferCtx, x: TensorType, w: TensorType) -> tuple[Dim, ...] | None:
-    """Output shape of a forward convolution X (N, C, *s) with W (M, C/group, *k)."""
-    xs = check_rank(ctx, x, "X", min_rank=3)
-    rank = len(xs) if xs is not None else (w.rank if w.shape is not None else None)
-    ws = check_rank(ctx, w, "W", rank=rank, min_rank=3)
-    group = ctx.attrs.get("group", 1)
-    if group < 1:
-        raise ctx.fail(f"group {group} must be positive")
-    if rank is None:
-        return None
-    if ws is not None:
-        if isinstance(ws[0], int) and ws[0] % group:
-            raise ctx.fail(f"output channels {ws[0]} not divisible by group {group}")
-        if xs is not None:
-            check_channels(ctx, xs[1], mul_dim(ws[1], group), "X channels != W.shape[1] * group")
-    kernel = kernel_of(ctx, w, rank - 2)
-    m = ws[0] if ws is not None else UNKNOWN
-    n = xs[0] if xs is not None else UNKNOWN
-    if kernel is None or xs is None:
-        return (n, m) + (UNKNOWN,) * (rank - 2)
-    win = make_window(ctx.attrs, kernel, ctx.fail)
-    return (n, m) + spatial_out(ctx, win, xs[2:])
-
-
-def check_bias(ctx: InferCtx, i: int, m: Dim, dtype: DType) -> None:
-    b = ctx.input(i)
-    if b is None:
-        return
-    if b.dtype != dtype:
-        raise ctx.fail(f"bias dtype {b.dtype} != {dtype}")
-    bs = check_rank(ctx, b, "bias", rank=1)
-    if bs is not None:
-        check_channels(ctx, bs[0], m, "bias length != output channels")
 
 
 def conv_infer(ctx: InferCtx) -> list[TensorType]:
@@ -131,24 +85,6 @@ def conv_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [float_conv(ctx, x, w, b)]
 
 
-def check_zero_point(ctx: InferCtx, i: int, like: TensorType, channels: Dim | None,
-                     what: str) -> None:
-    """A zero point is a scalar (or size-1), or a vector of `channels` when that is allowed."""
-    zp = ctx.input(i)
-    if zp is None:
-        return
-    if zp.dtype != like.dtype:
-        raise ctx.fail(f"{what} dtype {zp.dtype} != {like.dtype}")
-    if zp.shape is None or len(zp.shape) == 0:
-        return
-    if len(zp.shape) == 1 and (zp.shape[0] == 1 or channels is not None):
-        if zp.shape[0] != 1 and channels is not None:
-            check_channels(ctx, zp.shape[0], channels, f"{what} length != output channels")
-        return
-    raise ctx.fail(f"{what} must be a scalar{' or 1-D' if channels is not None else ''}, "
-                   f"got shape {list(zp.shape)}")
-
-
 def conv_integer_infer(ctx: InferCtx) -> list[TensorType]:
     x, w = need(ctx, 0, "x"), need(ctx, 1, "w")
     check_dtype(ctx, x, INT8S, "x")
@@ -159,58 +95,20 @@ def conv_integer_infer(ctx: InferCtx) -> list[TensorType]:
     return [TensorType(shape, D.int32)]
 
 
-def int_conv(attrs: dict, x: np.ndarray, w: np.ndarray, xzp: np.ndarray | None,
-             wzp: np.ndarray | None) -> np.ndarray:
-    """(x - xzp) conv (w - wzp), exact, as float64 (padding contributes zero)."""
-    xf = x.astype(np.float64)
-    wf = w.astype(np.float64)
-    if xzp is not None:
-        xf -= xzp.astype(np.float64).reshape(())
-    if wzp is not None:
-        wf -= per_channel(wzp.astype(np.float64), w.ndim)
-    return conv_nd(xf, wf, attrs["group"], make_window(attrs, w.shape[2:]))
-
-
 def conv_integer_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     x, w, xzp, wzp = (list(inputs) + [None] * 2)[:4]
     y = int_conv(ctx.attrs, x, w, xzp, wzp)
     return [y.astype(np.int64).astype(np.int32)]
 
 
-def conv_forward(ctx: LowerCtx, x: te.Tensor, w: te.Tensor, bias: te.Tensor | None,
-                 acc: DType, dtype: DType, x_value=None, w_value=None) -> te.Tensor:
-    """topi.conv with the window of the op's attributes resolved against x."""
-    win = make_window(ctx.attrs, w.shape[2:])
-    out, begin, _ = win.resolve(x.shape[2:])
-    return topi.conv(ctx.op, x, w, bias, (x.shape[0], w.shape[0], *out), win.strides,
-                     win.dilations, begin, ctx.attrs["group"], acc, dtype, x_value, w_value)
-
-
-def int_conv_lower(ctx: LowerCtx, x: te.Tensor, w: te.Tensor, xzp: te.Tensor | None,
-                   wzp: te.Tensor | None) -> te.Tensor:
-    """(x - xzp) conv (w - wzp) in int32: wrapping sums equal the reference's exact sum
-    wrapped to int32. Padded taps contribute nothing, as in the reference."""
-    i32 = D.int32
-
-    def x_value(v: Expr, n: Expr, c: Expr) -> Expr:
-        v = B.cast(i32, v)
-        return v - B.cast(i32, elem0(xzp)) if xzp is not None else v
-
-    def w_value(v: Expr, m: Expr) -> Expr:
-        v = B.cast(i32, v)
-        return v - B.cast(i32, channel_of(wzp, m)) if wzp is not None else v
-
-    return conv_forward(ctx, x, w, None, i32, i32, x_value, w_value)
-
-
 def conv_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     x, w, b = (list(ins) + [None])[:3]
-    return [conv_forward(ctx, x, w, b, work_type(x.dtype), x.dtype)]
+    return [conv_forward(ctx.op, ctx.attrs, x, w, b, work_type(x.dtype), x.dtype)]
 
 
 def conv_integer_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     x, w, xzp, wzp = (list(ins) + [None] * 2)[:4]
-    return [int_conv_lower(ctx, x, w, xzp, wzp)]
+    return [int_conv_lower(ctx.op, ctx.attrs, x, w, xzp, wzp)]
 
 
 register(OpDef("Conv", conv_infer, conv_ref, attrs=CONV_ATTRS, inputs=(2, 3),
@@ -223,22 +121,6 @@ register(OpDef("ConvInteger", conv_integer_infer, conv_integer_ref, attrs=CONV_A
 
 # ---------------------------------------------------------------------------------------
 # ConvTranspose
-
-
-def transpose_axis(attrs: dict, win: Window, i: int, size: int) -> tuple[int, int]:
-    """(output extent, pad begin) of ConvTranspose along spatial axis i."""
-    s = win.strides[i]
-    op = (attrs.get("output_padding") or (0,) * win.n)[i]
-    full = s * (size - 1) + op + win.span(i)
-    shape = attrs.get("output_shape")
-    if shape or win.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = shape[len(shape) - win.n + i] if shape else size * s
-        total = max(0, full - out)  # a larger output is zero-extended at the end
-        begin = total // 2 if win.auto_pad == "SAME_UPPER" else total - total // 2
-        return out, begin
-    if win.auto_pad == "VALID":
-        return full, 0
-    return full - win.pads[i] - win.pads[win.n + i], win.pads[i]
 
 
 def conv_transpose_infer(ctx: InferCtx) -> list[TensorType]:
@@ -344,13 +226,6 @@ register(OpDef(
 
 # ---------------------------------------------------------------------------------------
 # Col2Im
-
-
-def col2im_geometry(attrs: dict, image: Sequence[int], block: Sequence[int]) -> tuple[
-        Window, list[int]]:
-    win = make_window(attrs, block)
-    grid = [win.axis(i, d)[0] for i, d in enumerate(image)]
-    return win, grid
 
 
 def col2im_infer(ctx: InferCtx) -> list[TensorType]:
@@ -478,25 +353,6 @@ def deform_infer(ctx: InferCtx) -> list[TensorType]:
     return [TensorType(shape, x.dtype)]
 
 
-def deform_sample(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Multilinear samples of x (N, G, Cg, *in) at pos (N, G, Q, nd), zero outside."""
-    dims = x.shape[3:]
-    nb, g, cg = x.shape[:3]
-    flat = x.reshape(nb, g, cg, -1)
-    base = np.floor(pos)
-    frac = pos - base
-    base = base.astype(np.int64)
-    res = np.zeros((nb, g, cg, pos.shape[2]), dtype=x.dtype)
-    for corner in itertools.product((0, 1), repeat=len(dims)):
-        idx = base + np.array(corner)
-        weight = np.prod(np.where(np.array(corner) == 1, frac, 1 - frac), axis=-1)
-        ok = np.all((idx >= 0) & (idx < np.array(dims)), axis=-1)
-        lin = np.ravel_multi_index(tuple(np.moveaxis(idx, -1, 0)), dims, mode="clip")
-        vals = np.take_along_axis(flat, lin[:, :, None, :], axis=3)
-        res += vals * (weight * ok)[:, :, None, :].astype(x.dtype)
-    return res
-
-
 def deform_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     x, w, off, b, mask = (list(inputs) + [None] * 2)[:5]
     wt = work_dtype(x.dtype)
@@ -536,37 +392,17 @@ def deform_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor
     og, group = ctx.attrs["offset_group"], ctx.attrs["group"]
     nb, c_all = x.shape[:2]
     nd, k = win.n, math.prod(win.kernel)
-    dims = x.shape[2:]
 
     def sample(n: Expr, c: Expr, kf: Expr, *o: Expr) -> Expr:
         kk = topi.unflatten(win.kernel, kf)
         g = B.floordiv(c, te.idx(c_all // og)) if og > 1 else te.idx(0)
-        bases, fracs = [], []
+        pos = []
         for j in range(nd):
-            regular = B.cast(acc, o[j] * te.idx(win.strides[j]) - te.idx(begin[j])
-                              + kk[j] * te.idx(win.dilations[j]))
+            regular = o[j] * te.idx(win.strides[j]) - te.idx(begin[j]) \
+                + kk[j] * te.idx(win.dilations[j])
             ch = (g * te.idx(k) + kf) * te.idx(nd) + te.idx(j)
-            pos = regular + B.cast(acc, off[(n, ch, *o)])
-            # far outside (or NaN) -> a point whose corners are all outside: a safe cast
-            lo, hi = topi.scalar(-2, acc), topi.scalar(dims[j] + 1, acc)
-            pos = B.select(B.call("isnan", pos), lo, B.max_(B.min_(pos, hi), lo))
-            fl = B.call("floor", pos)
-            bases.append(B.cast(D.int64, fl))
-            fracs.append(pos - fl)
-        res: Expr | None = None
-        one = topi.scalar(1, acc)
-        for corner in itertools.product((0, 1), repeat=nd):
-            idx = [bj + te.idx(cj) if cj else bj for bj, cj in zip(bases, corner, strict=True)]
-            weight: Expr | None = None
-            for fj, cj in zip(fracs, corner, strict=True):
-                f = fj if cj else one - fj
-                weight = f if weight is None else weight * f
-            ok = all_of([e for i, d in zip(idx, dims, strict=True)
-                         for e in (i >= te.idx(0), i < te.idx(d))])
-            val = B.cast(acc, x[(n, c, *(topi.safe_index(i, d) for i, d in zip(idx, dims,
-                                                                             strict=True)))])
-            term = B.select(ok, val * weight, topi.scalar(0, acc))
-            res = term if res is None else res + term
+            pos.append(B.cast(acc, regular) + B.cast(acc, off[(n, ch, *o)]))
+        res = multilinear(x, (n, c), pos, acc)
         if mask is not None:
             res = res * B.cast(acc, mask[(n, g * te.idx(k) + kf, *o)])
         return res

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, register
 from compiler.ops.window import (
     FLOATS,
     Window,
+    all_of,
     check_rank,
     make_window,
     need,
@@ -28,7 +33,11 @@ from compiler.ops.window import (
     spatial_out,
     taps,
     work_dtype,
+    work_type,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
 MAX_TYPES = FLOATS + (D.int8, D.uint8)
@@ -150,18 +159,139 @@ def max_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return res
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering
+
+
+def window_of(ctx: LowerCtx, x: te.Tensor) -> tuple[Window, list[int], list[int], list[int]]:
+    """The window, the output grid and the pads applied, for x's spatial extents."""
+    win = make_window(ctx.attrs, ctx.attrs["kernel_shape"])
+    return (win, *win.resolve(x.shape[2:]))
+
+
+def lp_term(v: Expr, p: int) -> Expr:
+    """|v| ** p, as the reference computes it."""
+    a = B.call("abs", v)
+    if p == 1:
+        return a
+    return a * a if p == 2 else B.call("pow", a, topi.scalar(p, v.dtype))
+
+
+def lp_root(v: Expr, p: int) -> Expr:
+    return B.call("pow", v, topi.scalar(1.0 / p, v.dtype))
+
+
+def avg_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, out_t = ins[0], ctx.out_types[0]
+    win, _, begin, end = window_of(ctx, x)
+    return [topi.pool(ctx.op, x, out_t.shape, win.kernel, win.strides, win.dilations, begin,
+                      "avg", bool(ctx.attrs["count_include_pad"]), end, work_type(x.dtype),
+                      x.dtype)]
+
+
+def lp_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, out_t = ins[0], ctx.out_types[0]
+    p = ctx.attrs["p"]
+    win, _, begin, _ = window_of(ctx, x)
+    acc = work_type(x.dtype)
+    red = topi.pool(ctx.op, x, out_t.shape, win.kernel, win.strides, win.dilations, begin,
+                    "sum", acc=acc, value=lambda v: lp_term(v, p))
+    return [topi.stage(f"{ctx.op}_root", out_t.shape,
+                       lambda *i: B.cast(x.dtype, lp_root(red[i], p)), x.dtype)]
+
+
+def max_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """As the reference's scan over taps with `v > best`: the max over the taps inside the
+    input, except that a NaN first tap sticks (later NaNs are skipped); zero for a window
+    with no tap inside. Indices: the first tap holding the max, as a flat offset."""
+    x, out_t = ins[0], ctx.out_types[0]
+    win, out, begin, _ = window_of(ctx, x)
+    dims, kernel, nk = x.shape[2:], win.kernel, math.prod(win.kernel)
+    isf = x.dtype.is_float
+
+    def taps_at(o: Sequence[Expr], kk: Sequence[Expr]) -> tuple[list[Expr], Expr | None]:
+        pos = topi.window_positions(o, kk, win.strides, win.dilations, begin)
+        return pos, topi.window_guard(pos, dims, out, kernel, win.strides, win.dilations,
+                                      begin)
+
+    def best(*i: Expr) -> te.Reduction:
+        rs = [te.rvar(f"rk{j}", k) for j, k in enumerate(kernel)]
+        pos, cond = taps_at(i[2:], [r.var for r in rs])
+        v = x[(i[0], i[1], *pos)]
+        if isf:  # NaNs are skipped here; a NaN first tap is put back below
+            v = B.select(B.call("isnan", v), topi.scalar(float("-inf"), x.dtype), v)
+        return te.reduce("max", v, rs, where=cond)
+
+    m = topi.stage(f"{ctx.op}_max", out_t.shape, best, x.dtype)
+
+    def first_tap(o: Sequence[Expr]) -> tuple[list[Expr], Expr]:
+        """Per-axis coordinates of the first tap inside the input, and the number inside."""
+        kk, count = [], None
+        for j, k in enumerate(kernel):
+            base = o[j] * te.idx(win.strides[j]) - te.idx(begin[j])
+            lo = te.idx(0) - B.floordiv(base, te.idx(win.dilations[j]))
+            kk.append(B.min_(B.max_(te.idx(0), lo), te.idx(k - 1)))
+            c = topi.window_count(o[j], k, win.strides[j], win.dilations[j], begin[j], 0,
+                                  dims[j])
+            count = c if count is None else count * c
+        return kk, count
+
+    def value(*i: Expr) -> Expr:
+        kk, count = first_tap(i[2:])
+        v = m[i]
+        if isf:
+            pos, _ = taps_at(i[2:], kk)
+            first = x[(i[0], i[1], *(topi.safe_index(p, d) for p, d in zip(pos, dims,
+                                                                          strict=True)))]
+            v = B.select(B.call("isnan", first), first, v)
+        return B.select(count > te.idx(0), v, topi.scalar(0, x.dtype))
+
+    y = topi.stage(ctx.op, out_t.shape, value, x.dtype)
+    if len(ctx.out_types) < 2:
+        return [y]
+
+    def arg(*i: Expr) -> te.Reduction:
+        rs = [te.rvar(f"rk{j}", k) for j, k in enumerate(kernel)]
+        pos, cond = taps_at(i[2:], [r.var for r in rs])
+        tap = topi.flat_index(kernel, [r.var for r in rs])
+        hit = B.eq(x[(i[0], i[1], *pos)], m[i])
+        if isf:  # y is NaN only when the first tap is: then that tap
+            hit = B.or_(hit, B.call("isnan", y[i]))
+        return te.reduce("min", B.select(hit, tap, te.idx(nk)), rs, where=cond,
+                         init=te.idx(nk))
+
+    t = topi.stage(f"{ctx.op}_arg", out_t.shape, arg, D.int64)
+    if ctx.attrs["storage_order"] == 1:
+        strides = [math.prod(dims[:j]) for j in range(len(dims))]
+    else:
+        strides = [math.prod(dims[j + 1:]) for j in range(len(dims))]
+
+    def index(*i: Expr) -> Expr:
+        kk = topi.unflatten(kernel, topi.safe_index(t[i], nk))
+        pos, _ = taps_at(i[2:], kk)
+        base = (i[0] * te.idx(x.shape[1]) + i[1]) * te.idx(math.prod(dims))
+        flat = base
+        for p, st in zip(pos, strides, strict=True):
+            flat = flat + p * te.idx(st)
+        return B.select(t[i] < te.idx(nk), flat, base)
+
+    return [y, topi.stage(f"{ctx.op}_idx", out_t.shape, index, D.int64)]
+
+
 register(OpDef(
     "MaxPool", pool_infer(MAX_TYPES), max_ref, outputs=(1, 2), kind=Kind.COMPLEX_OUT_FUSABLE,
+    compute=max_compute,
     attrs=dict(WINDOW_ATTRS, storage_order=Attr("int", 0)),
     doc="max over each window; optional flat argmax indices (row- or column-major)",
 ))
 register(OpDef(
     "AveragePool", pool_infer(FLOATS), avg_ref, kind=Kind.COMPLEX_OUT_FUSABLE,
+    compute=avg_compute,
     attrs=dict(WINDOW_ATTRS, count_include_pad=Attr("int", 0)),
     doc="mean over each window, with or without the pads in the divisor",
 ))
 register(OpDef(
-    "LpPool", pool_infer(FLOATS), lp_ref, kind=Kind.COMPLEX_OUT_FUSABLE,
+    "LpPool", pool_infer(FLOATS), lp_ref, kind=Kind.COMPLEX_OUT_FUSABLE, compute=lp_compute,
     attrs=dict(WINDOW_ATTRS, p=Attr("int", 2)), doc="p-norm over each window",
 ))
 
@@ -193,14 +323,46 @@ def _global_lp(x: np.ndarray, axes: tuple[int, ...], attrs: dict) -> np.ndarray:
     return np.power(np.sum(np.abs(x) ** p, axis=axes, keepdims=True), x.dtype.type(1.0 / p))
 
 
+def global_compute(kind: str):
+    """Global pooling lowered as one reduction over the spatial axes, in work precision."""
+
+    def compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+        x, out_t = ins[0], ctx.out_types[0]
+        acc = work_type(x.dtype)
+        p = ctx.attrs.get("p", 2)
+        spatial = x.shape[2:]
+
+        def body(n: Expr, c: Expr, *_: Expr) -> te.Reduction:
+            rs = [te.rvar(f"r{j}", d) for j, d in enumerate(spatial)]
+            v = topi.to_dtype(acc, x[(n, c, *(r.var for r in rs))])
+            return te.reduce("max" if kind == "max" else "sum",
+                             lp_term(v, p) if kind == "lp" else v, rs)
+
+        red = topi.stage(ctx.op, out_t.shape, body, acc)
+
+        def final(*i: Expr) -> Expr:
+            v = red[i]
+            if kind == "avg":
+                v = v / topi.scalar(math.prod(spatial), acc)
+            elif kind == "lp":
+                v = lp_root(v, p)
+            return topi.to_dtype(x.dtype, v)
+
+        return [topi.stage(f"{ctx.op}_out", out_t.shape, final, x.dtype)]
+
+    return compute
+
+
 register(OpDef("GlobalAveragePool", global_infer,
                global_pool(lambda x, a, _: np.mean(x, axis=a, keepdims=True)),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="mean over all spatial axes"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=global_compute("avg"),
+               doc="mean over all spatial axes"))
 register(OpDef("GlobalMaxPool", global_infer,
                global_pool(lambda x, a, _: np.max(x, axis=a, keepdims=True)),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="max over all spatial axes"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=global_compute("max"),
+               doc="max over all spatial axes"))
 register(OpDef("GlobalLpPool", global_infer, global_pool(_global_lp), attrs={"p": Attr("int", 2)},
-               kind=Kind.COMPLEX_OUT_FUSABLE,
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=global_compute("lp"),
                doc="p-norm over all spatial axes"))
 
 
@@ -270,8 +432,38 @@ def unpool_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     return [res]
 
 
+def unpool_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """A scatter as a gather: each output position takes the last input element whose index
+    names it (the reference's last write wins), zero where none does. Indices address the
+    inferred shape; `output_shape` pads or crops it at the end. A reduction over every input
+    element per output element: quadratic, meant for modest sizes."""
+    x, ind = ins[0], ins[1]
+    out_t = ctx.out_types[0]
+    win = make_window(ctx.attrs, ctx.attrs["kernel_shape"])
+    inferred = tuple(x.shape[:2]) + tuple(unpool_dims(win, x.shape[2:]))
+    if len(out_t.shape) != len(inferred):
+        raise ctx.fail(f"output_shape {list(out_t.shape)} must have rank {len(inferred)}")
+    total = math.prod(x.shape)
+
+    def source(*i: Expr) -> te.Reduction:
+        r = te.rvar("j", total)
+        hit = B.eq(ind[topi.unflatten(x.shape, r.var)], topi.flat_index(inferred, i))
+        return te.reduce("max", B.select(hit, r.var, te.idx(-1)), [r], init=te.idx(-1))
+
+    src = topi.stage(f"{ctx.op}_src", out_t.shape, source, D.int64)
+
+    def body(*i: Expr) -> Expr:
+        conds = [src[i] >= te.idx(0)] + [i[k] < te.idx(d) for k, d in enumerate(inferred)
+                                          if out_t.shape[k] > d]
+        v = x[topi.unflatten(x.shape, topi.safe_index(src[i], total))]
+        return B.select(all_of(conds), v, topi.scalar(0, x.dtype))
+
+    return [topi.stage(ctx.op, out_t.shape, body, x.dtype)]
+
+
 register(OpDef(
     "MaxUnpool", unpool_infer, unpool_ref, inputs=(2, 3), kind=Kind.OPAQUE,
+    compute=unpool_compute, shape_inputs=(2,),
     attrs={"kernel_shape": Attr("ints"), "pads": Attr("ints", None),
            "strides": Attr("ints", None)},
     doc="scatter pooled values back to their argmax positions, zeros elsewhere",

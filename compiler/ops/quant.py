@@ -28,7 +28,6 @@ from compiler.ops.base import (
     norm_axis,
     register,
 )
-from compiler.ops.conv import CONV_ATTRS, check_bias, check_zero_point, conv_shape, int_conv
 from compiler.ops.matmul import (
     check_col_param,
     check_row_param,
@@ -36,7 +35,17 @@ from compiler.ops.matmul import (
     matmul_shape,
     row_param,
 )
-from compiler.ops.window import INT8S, add_bias, need, per_channel
+from compiler.ops.window import (
+    CONV_ATTRS,
+    INT8S,
+    add_bias,
+    check_bias,
+    check_zero_point,
+    conv_shape,
+    int_conv,
+    need,
+    per_channel,
+)
 
 D = DType
 INT_RANGES = {

@@ -8,13 +8,22 @@ vectorised over the batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import idx
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, dim_eq, register
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
 DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
@@ -167,17 +176,27 @@ def _lstm_cell(gx, h, c, r, rb, p, acts, attrs):
 # Reference driver
 
 
-def _bind_activations(attrs, names: list[str]) -> list[Callable]:
-    """Activation callables; `clip` bounds the gate inputs (not LSTM's h(C_t), as in ORT)."""
-    alphas = list(attrs.get("activation_alpha", ()))
-    betas = list(attrs.get("activation_beta", ()))
+def _activation_specs(attrs, names: list[str]) -> list[tuple[str, Any, Any, Any]]:
+    """(name, alpha, beta, clip) per activation. Explicit alphas/betas are taken in order by
+    the activations that have such a parameter; `clip` bounds the gate inputs (not LSTM's
+    h(C_t), as in ORT)."""
+    alphas = list(attrs.get("activation_alpha", None) or ())
+    betas = list(attrs.get("activation_beta", None) or ())
     clip = attrs.get("clip")
     out = []
     for k, name in enumerate(names):
-        fn, da, db = ACTIVATIONS[name]
-        lim = clip if k < 2 else None
+        _, da, db = ACTIVATIONS[name]
         al = alphas.pop(0) if da is not None and alphas else da
         be = betas.pop(0) if db is not None and betas else db
+        out.append((name, al, be, clip if k < 2 else None))
+    return out
+
+
+def _bind_activations(attrs, names: list[str]) -> list[Callable]:
+    """Activation callables (see `_activation_specs`)."""
+    out = []
+    for name, al, be, lim in _activation_specs(attrs, names):
+        fn = ACTIVATIONS[name][0]
 
         def act(x, fn=fn, al=al, be=be, lim=lim):
             if lim is not None:
@@ -249,6 +268,277 @@ def _activation_list_eval(attrs, dirs: int, defaults: tuple[str, ...]) -> list[s
     return acts * 2 if len(acts) == n and dirs == 2 else acts[: n * dirs]
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering: the time loop unrolled into chained stages (the sequence length is static).
+# Every step materialises its recurrent matmul and its masked states, so a call is one
+# kernel whose stage count grows linearly with the sequence length.
+
+
+def _act_twin(name: str, x: Expr, al, be) -> Expr:
+    """The loop-IR twin of ACTIVATIONS[name] at x's (float) dtype."""
+
+    def c(v: float) -> Expr:
+        return topi.scalar(v, x.dtype)
+
+    if name == "relu":
+        return B.max_(x, c(0.0))
+    if name == "tanh":
+        return B.call("tanh", x)
+    if name == "sigmoid":
+        return c(1.0) / (c(1.0) + B.call("exp", -x))
+    if name == "affine":
+        return c(al) * x + c(be)
+    if name == "scaledtanh":
+        return c(al) * B.call("tanh", c(be) * x)
+    if name == "hardsigmoid":
+        return B.min_(B.max_(c(al) * x + c(be), c(0.0)), c(1.0))
+    if name == "leakyrelu":
+        return topi.let(x, lambda v: B.select(v >= c(0.0), v, c(al) * v))
+    if name == "thresholdedrelu":
+        return topi.let(x, lambda v: B.select(v > c(al), v, c(0.0)))
+    if name == "elu":
+        return topi.let(x, lambda v: B.select(v >= c(0.0), v,
+                                              c(al) * (B.call("exp", v) - c(1.0))))
+    if name == "softsign":
+        return topi.let(x, lambda v: v / (c(1.0) + B.call("abs", v)))
+    if name == "softplus":  # np.logaddexp(0, x)
+        return topi.let(x, lambda v: B.select(
+            B.eq(v, c(0.0)), c(float(np.log(2.0))),
+            B.max_(v, c(0.0)) + B.call("log1p", B.call("exp", -B.call("abs", v)))))
+    raise ValueError(f"unknown activation {name}")
+
+
+def _lowered_acts(attrs, names: list[str]) -> list[Callable[[Expr], Expr]]:
+    out = []
+    for name, al, be, lim in _activation_specs(attrs, names):
+        def act(x, name=name, al=al, be=be, lim=lim):
+            if lim is not None:
+                x = B.min_(B.max_(x, topi.scalar(-lim, x.dtype)), topi.scalar(lim, x.dtype))
+            return _act_twin(name, x, al, be)
+
+        out.append(act)
+    return out
+
+
+def _select_step(steps: list[te.Tensor], s: Expr, b: Expr, j: Expr) -> Expr:
+    """steps[s][b, j] for a runtime step index s (any arm reads in bounds)."""
+    e = steps[-1][b, j]
+    for k in range(len(steps) - 2, -1, -1):
+        e = B.select(B.eq(s, idx(k)), steps[k][b, j], e)
+    return e
+
+
+@dataclass
+class _Dir:
+    """What one direction's steps read."""
+
+    fam: _Family
+    attrs: dict
+    d: int
+    reverse: bool
+    seq: int
+    batch: int
+    n: int
+    ct: DType
+    xw: te.Tensor  # (seq, batch, G*n): X W^T
+    bias: te.Tensor | None
+    r: te.Tensor
+    p: te.Tensor | None
+    lens: te.Tensor | None
+    acts: list[Callable[[Expr], Expr]]
+
+    def cv(self, e: Expr) -> Expr:
+        return e if e.dtype == self.ct else B.cast(self.ct, e)
+
+    def nlen(self, b: Expr) -> Expr:
+        return B.cast(DType.int64, self.lens[(b,)]) if self.lens is not None else idx(self.seq)
+
+    def time(self, s: int, b: Expr) -> Expr:
+        if not self.reverse:
+            return idx(s)
+        if self.lens is None:
+            return idx(self.seq - 1 - s)
+        return topi.safe_index(self.nlen(b) - idx(1 + s), self.seq)
+
+    def gx(self, s: int, b: Expr, g: Expr) -> Expr:
+        e = self.xw[self.time(s, b), b, g]
+        return e + self.cv(self.bias[idx(self.d), g]) if self.bias is not None else e
+
+    def rb(self, e: Expr, g: Expr) -> Expr:
+        if self.bias is None:
+            return e
+        return e + self.cv(self.bias[idx(self.d), g + idx(self.xw.shape[2])])
+
+    def peep(self, k: int, j: Expr, c: Expr) -> Expr:
+        return self.cv(self.p[idx(self.d), idx(k * self.n) + j]) * c
+
+    def matmul_r(self, name: str, rows: int, lhs: Callable[[Expr, Expr], Expr],
+                 row0: int = 0) -> te.Tensor:
+        """[b, g] = sum_k lhs(b, k) * R[d, row0 + g, k]."""
+        def body(b, g):
+            rk = te.rvar("k", self.n)
+            rv = self.cv(self.r[idx(self.d), g + idx(row0) if row0 else g, rk.var])
+            return te.reduce("sum", lhs(b, rk.var) * rv, [rk])
+
+        return topi.stage(name, (self.batch, rows), body, self.ct)
+
+    def masked(self, name: str, s: int, new: te.Tensor, prev: te.Tensor) -> te.Tensor:
+        if self.lens is None:
+            return new
+        return topi.stage(name, new.shape, lambda b, j: B.select(
+            idx(s) < self.nlen(b), new[b, j], prev[b, j]), self.ct, inline=False)
+
+    def step(self, s: int, h: te.Tensor, c: te.Tensor | None):
+        n, name, f = self.n, f"{self.fam.name}{self.d}_{s}", self.acts[0]
+        gates = self.fam.gates
+        rows = 2 * n if gates == 3 and not self.attrs["linear_before_reset"] else gates * n
+        hr = self.matmul_r(f"{name}_hr", rows, lambda b, k: h[b, k])
+
+        def pre(k: int, b: Expr, j: Expr) -> Expr:  # (X W^T + Wb) + H R^T + Rb, gate k
+            g = idx(k * n) + j if k else j
+            return self.rb(self.gx(s, b, g) + hr[b, g], g)
+
+        if gates == 1:
+            new = topi.stage(f"{name}_h", (self.batch, n), lambda b, j: f(pre(0, b, j)),
+                             self.ct, inline=False)
+            return self.masked(f"{name}_hm", s, new, h), c
+        if gates == 3:
+            g_ = self.acts[1]
+            rg = topi.stage(f"{name}_r", (self.batch, n), lambda b, j: f(pre(1, b, j)),
+                            self.ct, inline=False)
+            if self.attrs["linear_before_reset"]:
+                def cand(b, j):
+                    g = idx(2 * n) + j
+                    return g_(self.gx(s, b, g) + rg[b, j] * self.rb(hr[b, g], g))
+            else:
+                rh = self.matmul_r(f"{name}_rh", n, lambda b, k: rg[b, k] * h[b, k], 2 * n)
+
+                def cand(b, j):
+                    g = idx(2 * n) + j
+                    return g_(self.rb(self.gx(s, b, g) + rh[b, j], g))
+
+            def gru(b, j):
+                return topi.let(f(pre(0, b, j)), lambda z: (
+                    topi.scalar(1.0, self.ct) - z) * cand(b, j) + z * h[b, j], "z")
+
+            new = topi.stage(f"{name}_h", (self.batch, n), gru, self.ct, inline=False)
+            return self.masked(f"{name}_hm", s, new, h), c
+        g_, hf = self.acts[1], self.acts[2]
+        P = self.p is not None
+
+        def cell(b, j):
+            cp = c[b, j]
+            i = f(pre(0, b, j) + self.peep(0, j, cp) if P else pre(0, b, j))
+            if self.attrs["input_forget"]:
+                fg = topi.scalar(1.0, self.ct) - i
+            else:
+                fg = f(pre(2, b, j) + self.peep(2, j, cp) if P else pre(2, b, j))
+            return fg * cp + i * g_(pre(3, b, j))
+
+        cnew = topi.stage(f"{name}_c", (self.batch, n), cell, self.ct, inline=False)
+
+        def hid(b, j):
+            cn = cnew[b, j]
+            o = f(pre(1, b, j) + self.peep(1, j, cn) if P else pre(1, b, j))
+            return o * hf(cn)
+
+        new = topi.stage(f"{name}_h", (self.batch, n), hid, self.ct, inline=False)
+        return self.masked(f"{name}_hm", s, new, h), self.masked(f"{name}_cm", s, cnew, c)
+
+
+def _compute(fam: _Family):
+    def compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+        x, w, r, bias, lens, h0, c0, p = list(ins) + [None] * (8 - len(ins))
+        a = ctx.attrs
+        dt = x.dtype
+        ct = dt if dt in (DType.float32, DType.float64) else DType.float32
+        lay = a["layout"]
+        seq, batch = (x.shape[1], x.shape[0]) if lay else (x.shape[0], x.shape[1])
+        dirs, gh, inp = w.shape
+        n = r.shape[2]
+        names = _activation_list_eval(a, dirs, fam.default_acts)
+        na = len(fam.default_acts)
+
+        def cv(e: Expr) -> Expr:
+            return e if e.dtype == ct else B.cast(ct, e)
+
+        def initial(t0, d: int, name: str) -> te.Tensor:
+            if t0 is None:
+                return topi.stage(name, (batch, n), lambda b, j: topi.scalar(0.0, ct), ct)
+            return topi.stage(name, (batch, n), lambda b, j: cv(
+                t0[(b, idx(d), j) if lay else (idx(d), b, j)]), ct)
+
+        steps, finals = [], []
+        for d in range(dirs):
+            def xw_body(t, b, g, d=d):
+                rk = te.rvar("k", inp)
+                xv = x[(b, t, rk.var) if lay else (t, b, rk.var)]
+                return te.reduce("sum", cv(xv) * cv(w[idx(d), g, rk.var]), [rk])
+
+            xw = topi.stage(f"xw{d}", (seq, batch, gh), xw_body, ct)
+            run = _Dir(fam, a, d, a["direction"] == "reverse" or d == 1, seq, batch, n, ct, xw,
+                       bias, r, p, lens, _lowered_acts(a, names[d * na:(d + 1) * na]))
+            h = initial(h0, d, f"h0_{d}")
+            c = initial(c0, d, f"c0_{d}") if fam.gates == 4 else None
+            hs = []
+            for s in range(seq):
+                h, c = run.step(s, h, c)
+                hs.append(h)
+            steps.append((run, hs))
+            finals.append((h, c))
+        return _outputs(ctx, dt, lay, seq, batch, n, steps, finals)
+
+    return compute
+
+
+def _outputs(ctx: LowerCtx, dt: DType, lay: int, seq: int, batch: int, n: int,
+             steps: list, finals: list) -> list[te.Tensor]:
+    dirs = len(steps)
+
+    def over_dirs(d: Expr, value: Callable[[int], Expr]) -> Expr:
+        e = value(dirs - 1)
+        for k in range(dirs - 2, -1, -1):
+            e = B.select(B.eq(d, idx(k)), value(k), e)
+        return B.cast(dt, e)
+
+    def y_dir(k: int, t: Expr, b: Expr, j: Expr) -> Expr:
+        run, hs = steps[k]
+        s = t
+        if run.reverse:
+            s = run.nlen(b) - idx(1) - t if run.lens is not None else idx(seq - 1) - t
+        v = _select_step(hs, s, b, j)
+        if run.lens is None:
+            return v
+        return B.select(t < run.nlen(b), v, topi.scalar(0.0, run.ct))
+
+    def final(k: int, which: int, b: Expr, j: Expr) -> Expr:
+        run, _ = steps[k]
+        v = finals[k][which][b, j]
+        if run.lens is None:
+            return v
+        return B.select(B.eq(run.nlen(b), idx(0)), topi.scalar(0.0, run.ct), v)
+
+    if lay:
+        y = topi.stage("y", (batch, seq, dirs, n), lambda b, t, d, j: over_dirs(
+            d, lambda k: y_dir(k, t, b, j)), dt)
+        state = (batch, dirs, n)
+    else:
+        y = topi.stage("y", (seq, dirs, batch, n), lambda t, d, b, j: over_dirs(
+            d, lambda k: y_dir(k, t, b, j)), dt)
+        state = (dirs, batch, n)
+    outs = [y]
+    for which in (0, 1):
+        if which == 1 and finals[0][1] is None:
+            break
+
+        def body(*i, which=which):
+            b, d, j = (i[0], i[1], i[2]) if lay else (i[1], i[0], i[2])
+            return over_dirs(d, lambda k: final(k, which, b, j))
+
+        outs.append(topi.stage(f"y_{'hc'[which]}", state, body, dt))
+    return outs[: len(ctx.out_types)]
+
+
 def _register(fam: _Family, extra: dict[str, Attr], n_in: int, n_out: int) -> None:
     attrs = {
         "activation_alpha": Attr("floats", None),
@@ -267,6 +557,7 @@ def _register(fam: _Family, extra: dict[str, Attr], n_in: int, n_out: int) -> No
         outputs=(0, n_out),
         infer=_infer(fam),
         ref=_ref(fam),
+        compute=_compute(fam),
         kind=Kind.OPAQUE,
         doc=f"{fam.name} recurrence over a sequence (forward, reverse or bidirectional).",
     ))

@@ -7,12 +7,21 @@ opset-17 form with an `axis` attribute is rewritten at import.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
+from compiler.lower.te import idx
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, register
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 FLOATS = (DType.bfloat16, DType.float16, DType.float32, DType.float64)
 INDEX = (DType.int32, DType.int64)
@@ -117,6 +126,98 @@ def _dft_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [_from_complex(y, x.dtype)]
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering: direct O(n^2) transforms, twiddles computed in float64 from (k * m) mod n, the
+# result rounded once to the signal dtype.
+
+F64 = DType.float64
+
+
+def _angle(k: Expr, m: Expr, n: int) -> Expr:
+    """2 pi ((k m) mod n) / n in float64 (the reduction keeps the angle exact)."""
+    r = B.floormod(k * m, idx(n))
+    return B.cast(F64, r) * topi.scalar(2 * np.pi / n, F64)
+
+
+def _complex_load(x: te.Tensor, index: tuple) -> tuple[Expr, Expr | None]:
+    """(real, imaginary or None) at `index` (all axes but the last) in float64."""
+    re = B.cast(F64, x[(*index, idx(0))])
+    im = B.cast(F64, x[(*index, idx(1))]) if x.shape[-1] == 2 else None
+    return re, im
+
+
+def _dft_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    x = ins[0]
+    inverse, onesided = ctx.attrs["inverse"], ctx.attrs["onesided"]
+    out = ctx.out_types[0]
+    axv = ctx.value(2)
+    axis = -2 if axv is None else int(axv.reshape(-1)[0])
+    axis %= x.ndim
+    nv = ctx.value(1)
+    size = x.shape[axis]
+    n = int(nv.reshape(-1)[0]) if nv is not None else (
+        2 * (size - 1) if inverse and onesided else size)
+    if inverse and onesided:
+        return [_irfft(x, axis, n, out)]
+    # zero padding contributes nothing; truncation drops samples
+    acc = _dft_sum_axis(x, axis, n, min(n, size), out.shape[axis], inverse)
+
+    def final(*i):
+        v = acc[i]
+        return B.cast(out.dtype, v * topi.scalar(1.0 / n, F64) if inverse else v)
+
+    return [topi.stage("dft", out.shape, final, out.dtype)]
+
+
+def _dft_sum_axis(x: te.Tensor, axis: int, n: int, count: int, bins: int,
+                  inverse: bool) -> te.Tensor:
+    """[..., k (at `axis`), ..., c] = sum_{m < count} x[..., m, ...] e^(-+2 pi i k m / n)."""
+    shape = list(x.shape[:-1]) + [2]
+    shape[axis] = bins
+
+    def body(*i):
+        k, c = i[axis], i[-1]
+        r = te.rvar("m", count)
+        index = tuple(i[:axis]) + (r.var,) + tuple(i[axis + 1:-1])
+        re, im = _complex_load(x, index)
+        th = _angle(k, r.var, n)
+        cs, sn = B.call("cos", th), B.call("sin", th)
+        if inverse:
+            sn = -sn
+        # (re + i im)(cos - i sin) = re cos + im sin + i (im cos - re sin)
+        real = re * cs + im * sn if im is not None else re * cs
+        imag = im * cs - re * sn if im is not None else -(re * sn)
+        return te.reduce("sum", B.select(B.eq(c, idx(0)), real, imag), [r])
+
+    return topi.stage("dft_acc", shape, body, F64)
+
+
+def _irfft(x: te.Tensor, axis: int, n: int, out: TensorType) -> te.Tensor:
+    """np.fft.irfft: the Hermitian extension of bins 0..n//2 (imaginary parts of the DC and,
+    for even n, Nyquist bins ignored), real output of length n."""
+    half = n // 2
+    count = min(half + 1, x.shape[axis])
+
+    def body(*i):
+        m = i[axis]
+        r = te.rvar("k", count)
+        k = r.var
+        index = tuple(i[:axis]) + (k,) + tuple(i[axis + 1:-1])
+        re, im = _complex_load(x, index)
+        th = _angle(k, m, n)
+        # weight 1 for the DC (and even-n Nyquist) bin, 2 for the bins mirrored
+        edge = B.or_(B.eq(k, idx(0)), B.eq(k, idx(half))) if n % 2 == 0 else B.eq(k, idx(0))
+        w = B.select(edge, topi.scalar(1.0, F64), topi.scalar(2.0, F64))
+        v = re * B.call("cos", th)
+        if im is not None:
+            v = v - B.select(edge, topi.scalar(0.0, F64), im * B.call("sin", th))
+        return te.reduce("sum", w * v, [r])
+
+    acc = topi.stage("irfft_acc", out.shape, body, F64)
+    return topi.stage("irfft", out.shape, lambda *i: B.cast(
+        out.dtype, acc[i] * topi.scalar(1.0 / n, F64)), out.dtype)
+
+
 register(OpDef(
     name="DFT",
     attrs={"inverse": Attr("int", 0), "onesided": Attr("int", 0)},
@@ -124,6 +225,8 @@ register(OpDef(
     infer=_dft_infer,
     ref=_dft_ref,
     upgrade=_dft_upgrade,
+    compute=_dft_compute,
+    shape_inputs=(1, 2),
     kind=Kind.OPAQUE,
     doc="Discrete Fourier transform along one axis (full, RFFT or IRFFT).",
 ))
@@ -195,12 +298,42 @@ def _stft_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [_from_complex(y, x.dtype)]
 
 
+def _stft_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    x, _, win = (list(ins) + [None] * 4)[:3]
+    out = ctx.out_types[0]
+    step = int(ctx.value(1).reshape(-1)[0])
+    _, frames, bins, _ = out.shape
+    flv = ctx.value(3)
+    flen = int(flv.reshape(-1)[0]) if flv is not None else (
+        win.shape[0] if win is not None else x.shape[1])
+
+    def body(b, f, k, c):
+        r = te.rvar("m", flen)
+        t = f * idx(step) + r.var
+        parts = [x[b, t, idx(p)] for p in range(x.shape[2])]
+        if win is not None:  # windowed in the signal dtype, as the reference
+            parts = [v * win[(r.var,)] for v in parts]
+        re = B.cast(F64, parts[0])
+        im = B.cast(F64, parts[1]) if len(parts) == 2 else None
+        th = _angle(k, r.var, flen)
+        cs, sn = B.call("cos", th), B.call("sin", th)
+        real = re * cs + im * sn if im is not None else re * cs
+        imag = im * cs - re * sn if im is not None else -(re * sn)
+        return te.reduce("sum", B.select(B.eq(c, idx(0)), real, imag), [r])
+
+    acc = topi.stage("stft_acc", out.shape, body, F64)
+    del bins, frames
+    return [topi.stage("stft", out.shape, lambda *i: B.cast(out.dtype, acc[i]), out.dtype)]
+
+
 register(OpDef(
     name="STFT",
     attrs={"onesided": Attr("int", 1)},
     inputs=(2, 4),
     infer=_stft_infer,
     ref=_stft_ref,
+    compute=_stft_compute,
+    shape_inputs=(1, 3),
     kind=Kind.OPAQUE,
     doc="Short-time Fourier transform of a batch of 1-D signals.",
 ))
@@ -231,6 +364,34 @@ def _window_infer(ctx: InferCtx) -> list[TensorType]:
     return [TensorType((UNKNOWN if n is None else n,), dt)]
 
 
+def _window_compute(coeffs: tuple[float, ...]):
+    """The reference's formula at its precision (the output float type, else float64)."""
+
+    def compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+        out = ctx.out_types[0]
+        size = out.shape[0]
+        ct = out.dtype if out.dtype.is_float else F64
+        period = size if ctx.attrs["periodic"] else size - 1
+
+        def body(i):
+            n = B.cast(ct, i)
+            w = topi.scalar(0.0, ct)
+            for k, a in enumerate(coeffs):
+                if k == 0:
+                    term = topi.scalar(a, ct)
+                else:
+                    ang = n * topi.scalar(2 * np.pi * k, ct) / topi.scalar(period, ct)
+                    term = topi.scalar(a, ct) * B.call("cos", ang)
+                w = w + term if k % 2 == 0 else w - term
+            if not out.dtype.is_float:  # a NaN (size 1, symmetric) must not reach the cast
+                w = topi.let(w, lambda v: B.select(B.call("isnan", v), topi.scalar(0.0, ct), v))
+            return B.cast(out.dtype, w)
+
+        return [topi.stage(ctx.op, out.shape, body, out.dtype)]
+
+    return compute
+
+
 def _window(name: str, coeffs: tuple[float, ...]) -> None:
     """w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), N = size (periodic) or size - 1."""
 
@@ -254,6 +415,8 @@ def _window(name: str, coeffs: tuple[float, ...]) -> None:
         inputs=(1, 1),
         infer=_window_infer,
         ref=ref,
+        compute=_window_compute(coeffs),
+        shape_inputs=(0,),
         kind=Kind.OPAQUE,
         doc=f"Generates a {name[:-6]} window.",
     ))
@@ -316,12 +479,55 @@ def _mel_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [out.astype(ctx.out_types[0].dtype.np)]
 
 
+def _mel_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    """The reference's float64 formula; the bin edges are recomputed per element."""
+    out = ctx.out_types[0]
+    bins, n, rate = (int(ctx.value(i).reshape(-1)[0]) for i in range(3))
+    lo, hi = (float(ctx.value(i).reshape(-1)[0]) for i in (3, 4))
+
+    def mel(f: float) -> float:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    step = (mel(hi) - mel(lo)) / (bins + 2)
+    mlo = float(mel(lo))
+
+    def edge(m: Expr) -> Expr:  # floor((n + 1) * hz / rate) of mel point m, as int64
+        pts = B.cast(F64, m) * topi.scalar(float(step), F64) + topi.scalar(mlo, F64)
+        hz = topi.scalar(700.0, F64) * (B.call(
+            "pow", topi.scalar(10.0, F64), pts / topi.scalar(2595.0, F64)) - topi.scalar(1.0, F64))
+        v = B.call("floor", topi.scalar(float(n + 1), F64) * hz / topi.scalar(float(rate), F64))
+        return B.cast(DType.int64, B.max_(B.min_(v, topi.scalar(2.0**62, F64)),
+                                          topi.scalar(-(2.0**62), F64)))
+
+    def body(j, m):
+        one, zero = topi.scalar(1.0, F64), topi.scalar(0.0, F64)
+        return topi.let(edge(m), lambda left: topi.let(edge(m + idx(1)), lambda centre: topi.let(
+            edge(m + idx(2)), lambda right: _mel_value(j, left, centre, right, one, zero),
+            "right"), "centre"), "left")
+
+    return [topi.stage("mel", out.shape, lambda j, m: B.cast(out.dtype, body(j, m)), out.dtype)]
+
+
+def _mel_value(j, left, centre, right, one, zero) -> Expr:
+    def f(e):
+        return B.cast(F64, e)
+
+    up = B.and_(j >= left, j <= centre)
+    rise = B.select(centre > left, f(j - left) / f(B.max_(centre - left, idx(1))), one)
+    fall = f(right - j) / f(right - centre)  # IEEE division: inf/NaN where unused
+    v = B.select(up, rise, zero)
+    v = B.select(B.and_(j >= centre, j < right), fall, v)
+    return B.select(B.and_(B.eq(centre, left), B.eq(j, centre)), one, v)
+
+
 register(OpDef(
     name="MelWeightMatrix",
     attrs={"output_datatype": Attr("int", 1)},
     inputs=(5, 5),
     infer=_mel_infer,
     ref=_mel_ref,
+    compute=_mel_compute,
+    shape_inputs=(0, 1, 2, 3, 4),
     kind=Kind.OPAQUE,
     doc="Triangular mel filterbank matrix [dft_length/2 + 1, num_mel_bins].",
 ))

@@ -21,7 +21,7 @@ from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.loop import build as B
 from compiler.loop.ir import Expr
 from compiler.lower import te, topi
-from compiler.ops.base import InferCtx, dim_eq
+from compiler.ops.base import Attr, EvalCtx, InferCtx, dim_eq
 
 D = DType
 FLOATS = (D.float16, D.float32, D.float64, D.bfloat16)
@@ -166,6 +166,74 @@ def mul_dim(a: Dim, k: int) -> Dim:
 
 
 # ---------------------------------------------------------------------------------------
+# Forward-convolution type relations (Conv, ConvInteger, DeformConv, QLinearConv)
+
+
+CONV_ATTRS = {
+    "auto_pad": Attr("string", "NOTSET"),
+    "dilations": Attr("ints", None),
+    "group": Attr("int", 1),
+    "kernel_shape": Attr("ints", None),
+    "pads": Attr("ints", None),
+    "strides": Attr("ints", None),
+}
+
+
+def conv_shape(ctx: InferCtx, x: TensorType, w: TensorType) -> tuple[Dim, ...] | None:
+    """Output shape of a forward convolution X (N, C, *s) with W (M, C/group, *k)."""
+    xs = check_rank(ctx, x, "X", min_rank=3)
+    rank = len(xs) if xs is not None else (w.rank if w.shape is not None else None)
+    ws = check_rank(ctx, w, "W", rank=rank, min_rank=3)
+    group = ctx.attrs.get("group", 1)
+    if group < 1:
+        raise ctx.fail(f"group {group} must be positive")
+    if rank is None:
+        return None
+    if ws is not None:
+        if isinstance(ws[0], int) and ws[0] % group:
+            raise ctx.fail(f"output channels {ws[0]} not divisible by group {group}")
+        if xs is not None:
+            check_channels(ctx, xs[1], mul_dim(ws[1], group), "X channels != W.shape[1] * group")
+    kernel = kernel_of(ctx, w, rank - 2)
+    m = ws[0] if ws is not None else UNKNOWN
+    n = xs[0] if xs is not None else UNKNOWN
+    if kernel is None or xs is None:
+        return (n, m) + (UNKNOWN,) * (rank - 2)
+    win = make_window(ctx.attrs, kernel, ctx.fail)
+    return (n, m) + spatial_out(ctx, win, xs[2:])
+
+
+def check_bias(ctx: InferCtx, i: int, m: Dim, dtype: DType) -> None:
+    b = ctx.input(i)
+    if b is None:
+        return
+    if b.dtype != dtype:
+        raise ctx.fail(f"bias dtype {b.dtype} != {dtype}")
+    bs = check_rank(ctx, b, "bias", rank=1)
+    if bs is not None:
+        check_channels(ctx, bs[0], m, "bias length != output channels")
+
+
+
+def check_zero_point(ctx: InferCtx, i: int, like: TensorType, channels: Dim | None,
+                     what: str) -> None:
+    """A zero point is a scalar (or size-1), or a vector of `channels` when that is allowed."""
+    zp = ctx.input(i)
+    if zp is None:
+        return
+    if zp.dtype != like.dtype:
+        raise ctx.fail(f"{what} dtype {zp.dtype} != {like.dtype}")
+    if zp.shape is None or len(zp.shape) == 0:
+        return
+    if len(zp.shape) == 1 and (zp.shape[0] == 1 or channels is not None):
+        if zp.shape[0] != 1 and channels is not None:
+            check_channels(ctx, zp.shape[0], channels, f"{what} length != output channels")
+        return
+    raise ctx.fail(f"{what} must be a scalar{' or 1-D' if channels is not None else ''}, "
+                   f"got shape {list(zp.shape)}")
+
+
+# ---------------------------------------------------------------------------------------
 # numpy kernels
 
 
@@ -259,6 +327,70 @@ def per_channel(v: np.ndarray, rank: int, axis: int = 0) -> np.ndarray:
     return v.reshape(shape)
 
 
+def int_conv(attrs: dict, x: np.ndarray, w: np.ndarray, xzp: np.ndarray | None,
+             wzp: np.ndarray | None) -> np.ndarray:
+    """(x - xzp) conv (w - wzp), exact, as float64 (padding contributes zero)."""
+    xf = x.astype(np.float64)
+    wf = w.astype(np.float64)
+    if xzp is not None:
+        xf -= xzp.astype(np.float64).reshape(())
+    if wzp is not None:
+        wf -= per_channel(wzp.astype(np.float64), w.ndim)
+    return conv_nd(xf, wf, attrs["group"], make_window(attrs, w.shape[2:]))
+
+
+
+def float_conv(ctx: EvalCtx, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    wt = work_dtype(x.dtype)
+    win = make_window(ctx.attrs, w.shape[2:])
+    y = conv_nd(x.astype(wt, copy=False), w.astype(wt, copy=False), ctx.attrs["group"], win)
+    return add_bias(y, b).astype(x.dtype, copy=False)
+
+
+def transpose_axis(attrs: dict, win: Window, i: int, size: int) -> tuple[int, int]:
+    """(output extent, pad begin) of ConvTranspose along spatial axis i."""
+    s = win.strides[i]
+    op = (attrs.get("output_padding") or (0,) * win.n)[i]
+    full = s * (size - 1) + op + win.span(i)
+    shape = attrs.get("output_shape")
+    if shape or win.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = shape[len(shape) - win.n + i] if shape else size * s
+        total = max(0, full - out)  # a larger output is zero-extended at the end
+        begin = total // 2 if win.auto_pad == "SAME_UPPER" else total - total // 2
+        return out, begin
+    if win.auto_pad == "VALID":
+        return full, 0
+    return full - win.pads[i] - win.pads[win.n + i], win.pads[i]
+
+
+
+def col2im_geometry(attrs: dict, image: Sequence[int], block: Sequence[int]) -> tuple[
+        Window, list[int]]:
+    win = make_window(attrs, block)
+    grid = [win.axis(i, d)[0] for i, d in enumerate(image)]
+    return win, grid
+
+
+
+def deform_sample(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Multilinear samples of x (N, G, Cg, *in) at pos (N, G, Q, nd), zero outside."""
+    dims = x.shape[3:]
+    nb, g, cg = x.shape[:3]
+    flat = x.reshape(nb, g, cg, -1)
+    base = np.floor(pos)
+    frac = pos - base
+    base = base.astype(np.int64)
+    res = np.zeros((nb, g, cg, pos.shape[2]), dtype=x.dtype)
+    for corner in itertools.product((0, 1), repeat=len(dims)):
+        idx = base + np.array(corner)
+        weight = np.prod(np.where(np.array(corner) == 1, frac, 1 - frac), axis=-1)
+        ok = np.all((idx >= 0) & (idx < np.array(dims)), axis=-1)
+        lin = np.ravel_multi_index(tuple(np.moveaxis(idx, -1, 0)), dims, mode="clip")
+        vals = np.take_along_axis(flat, lin[:, :, None, :], axis=3)
+        res += vals * (weight * ok)[:, :, None, :].astype(x.dtype)
+    return res
+
+
 # ---------------------------------------------------------------------------------------
 # Lowering helpers (tensor expressions)
 
@@ -301,6 +433,32 @@ def finish(name: str, red: te.Tensor, bias: te.Tensor | None, dtype: DType,
     return topi.stage(f"{name}_out", red.shape, body, dtype)
 
 
+def conv_forward(name: str, attrs: dict, x: te.Tensor, w: te.Tensor, bias: te.Tensor | None,
+                 acc: DType, dtype: DType, x_value=None, w_value=None) -> te.Tensor:
+    """topi.conv with the window of the conv attributes `attrs` resolved against x."""
+    win = make_window(attrs, w.shape[2:])
+    out, begin, _ = win.resolve(x.shape[2:])
+    return topi.conv(name, x, w, bias, (x.shape[0], w.shape[0], *out), win.strides,
+                     win.dilations, begin, attrs["group"], acc, dtype, x_value, w_value)
+
+
+def int_conv_lower(name: str, attrs: dict, x: te.Tensor, w: te.Tensor, xzp: te.Tensor | None,
+                   wzp: te.Tensor | None) -> te.Tensor:
+    """(x - xzp) conv (w - wzp) in int32: wrapping sums equal the reference's exact sum
+    wrapped to int32. Padded taps contribute nothing, as in the reference."""
+    i32 = DType.int32
+
+    def x_value(v: Expr, n: Expr, c: Expr) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, elem0(xzp)) if xzp is not None else v
+
+    def w_value(v: Expr, m: Expr) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, channel_of(wzp, m)) if wzp is not None else v
+
+    return conv_forward(name, attrs, x, w, None, i32, i32, x_value, w_value)
+
+
 def strided_source(o: Expr, tap: Expr, stride: int, dilation: int, pad: int,
                    extent: int) -> tuple[Expr, list[Expr]]:
     """The source `i` with `i * stride + tap * dilation == o + pad` (transposed windows) and
@@ -321,3 +479,32 @@ def all_of(conds: Sequence[Expr]) -> Expr | None:
     for c in conds:
         out = c if out is None else B.and_(out, c)
     return out
+
+
+def multilinear(x: te.Tensor, lead: Sequence[Expr], pos: Sequence[Expr], acc: DType) -> Expr:
+    """x[*lead, *p] sampled at float coordinates `pos` of its trailing axes: multilinear
+    interpolation of the 2^n surrounding elements, zero outside; the twin of
+    `deform_sample` (corners summed in the same order, in `acc`)."""
+    dims = x.shape[len(lead):]
+    bases, fracs = [], []
+    for p, d in zip(pos, dims, strict=True):
+        # far outside (or NaN) -> a point all of whose corners are outside: a safe cast
+        lo, hi = topi.scalar(-2, acc), topi.scalar(d + 1, acc)
+        p = B.select(B.call("isnan", p), lo, B.max_(B.min_(p, hi), lo))
+        fl = B.call("floor", p)
+        bases.append(B.cast(DType.int64, fl))
+        fracs.append(p - fl)
+    one, zero = topi.scalar(1, acc), topi.scalar(0, acc)
+    res: Expr | None = None
+    for corner in itertools.product((0, 1), repeat=len(dims)):
+        at = [b + te.idx(c) if c else b for b, c in zip(bases, corner, strict=True)]
+        weight: Expr | None = None
+        for f, c in zip(fracs, corner, strict=True):
+            f = f if c else one - f
+            weight = f if weight is None else weight * f
+        ok = all_of([e for i, d in zip(at, dims, strict=True)
+                     for e in (i >= te.idx(0), i < te.idx(d))])
+        safe = tuple(topi.safe_index(i, d) for i, d in zip(at, dims, strict=True))
+        term = B.select(ok, B.cast(acc, x[(*lead, *safe)]) * weight, zero)
+        res = term if res is None else res + term
+    return res

@@ -1,0 +1,1 @@
+"""Graph-IR passes: one per module, registered under the module's file name."""

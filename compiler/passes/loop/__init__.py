@@ -1,0 +1,1 @@
+"""Loop-IR passes: one per module, registered under the module's file name."""
