@@ -5,8 +5,8 @@ same rounding (`fadd`, `llvm.sqrt`, `llvm.minimum`, `llvm.roundeven`, ...), with
 fast-math flags and no contraction unless the module asks for fast math. float16/bfloat16
 compute in float32 and round once to nearest even (`round16`); conversions from float64
 and 64-bit integers to them go through a round-to-odd float32 so they round once too.
-Transcendental intrinsics call libm's float32 or float64 functions (`expf`, `exp`); `erf`
-computes in float64, like the interpreter.
+Transcendental intrinsics and `fmod`/`hypot` call libm's float32 or float64 functions
+(`expf`, `exp`) as opaque pure calls; `erf` computes in float64, like the interpreter.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ _EXACT_RESULT = ("floor", "ceil", "trunc", "round", "abs", "copysign")
 _FCMP = {CmpKind.eq: "oeq", CmpKind.ne: "une", CmpKind.lt: "olt", CmpKind.le: "ole",
          CmpKind.gt: "ogt", CmpKind.ge: "oge"}
 _INF = float_literal(float("inf"))
+# libm calls are opaque to LLVM's library-call simplifier (`nobuiltin`): LLVM 22's
+# InstCombine turns `fmodf(select(c, 2.5, 7.0), NaN)` into `frem nnan` (poison) and drops the
+# store of the result. The calls are pure as far as the kernel can tell (errno is unread).
+LIBM_ATTRS = "#1"
+LIBM_ATTRIBUTES = "attributes #1 = { nobuiltin nounwind willreturn memory(none) }"
 
 
 def mangle(ty: str) -> str:
@@ -339,7 +344,7 @@ class ExprGen:
             elem = elem_of(x.ty)
             name = e.op + ("f" if elem == "float" else "")
             decls.need(name, elem, *([elem] * len(args)))
-            out = f.lanewise(x.ty, lambda *s: f.call(elem, name, *s), *args)
+            out = f.lanewise(x.ty, lambda *s: f.call(elem, name, *s, attrs=LIBM_ATTRS), *args)
             return self.round16(out, dt)
         raise UnsupportedError(f"the LLVM backend has no lowering of intrinsic {e.op} for "
                                f"{dt.value}: `{e}`")
@@ -349,7 +354,7 @@ class ExprGen:
         lanes = lanes_of(x.ty)
         wide = x if dt is DType.float64 else f.conv("fpext", x, vec("double", lanes))
         self.decls.need("erf", "double", "double")
-        out = f.lanewise(wide.ty, lambda s: f.call("double", "erf", s), wide)
+        out = f.lanewise(wide.ty, lambda s: f.call("double", "erf", s, attrs=LIBM_ATTRS), wide)
         return self.cast(out, DType.float64, dt)
 
     # -- memory ----------------------------------------------------------------------------

@@ -150,8 +150,9 @@ class IRFunction:
     def select(self, cond: V, t: V, f: V) -> V:
         return self.val(t.ty, f"select {cond}, {t}, {f}")
 
-    def call(self, ty: str, name: str, *args: V) -> V:
-        return self.val(ty, f"call {ty} @{name}({', '.join(str(a) for a in args)})")
+    def call(self, ty: str, name: str, *args: V, attrs: str = "") -> V:
+        suffix = f" {attrs}" if attrs else ""
+        return self.val(ty, f"call {ty} @{name}({', '.join(str(a) for a in args)}){suffix}")
 
     def broadcast(self, a: V, lanes: int) -> V:
         if lanes_of(a.ty) == lanes:

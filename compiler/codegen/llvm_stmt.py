@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from compiler.codegen.llvm_expr import BufInfo, Declarations, ExprGen
+from compiler.codegen.llvm_expr import LIBM_ATTRIBUTES, BufInfo, Declarations, ExprGen
 from compiler.codegen.llvm_ir import ELEM_BYTES, IRFunction, V, memory_type, value_type
 from compiler.errors import UnsupportedError
 from compiler.loop.ir import (
@@ -68,7 +68,7 @@ class ModuleBuilder:
         return "\n".join([
             *head, f"@{THREADS_GLOBAL} = global i64 0", "",
             *self.decls.lines.values(), "", *self.functions,
-            "attributes #0 = { nounwind }", "",
+            "attributes #0 = { nounwind }", LIBM_ATTRIBUTES, "",
         ])
 
 

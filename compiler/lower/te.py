@@ -73,6 +73,7 @@ class Tensor:
     body: Expr | Reduction | None = None  # None: a placeholder
     inline: bool = True  # injective stages are inlined unless this is False
     extra: dict = field(default_factory=dict)
+    deps: tuple[Tensor, ...] = ()  # the tensors the body reads (kept alive for lowering)
 
     @property
     def ndim(self) -> int:
@@ -149,7 +150,8 @@ def compute(name: str, shape: Sequence[int], fn: Callable[..., Expr | Reduction]
     if isinstance(body, Expr) and body.dtype != dt:
         body = B.cast(dt, body)
     buf = B.buffer(uname, dt, [idx(d) for d in shape])
-    t = Tensor(uname, shape, dt, buf, axes, body, inline)
+    deps = tuple(dict.fromkeys(d for b in _loads(body) if (d := _BY_BUFFER.get(b)) is not None))
+    t = Tensor(uname, shape, dt, buf, axes, body, inline, deps=deps)
     _BY_BUFFER[buf] = t
     return t
 
@@ -162,6 +164,17 @@ def _loads(e: Expr | Reduction) -> list[Buffer]:
     roots = [e.value, e.init] + ([e.where] if e.where is not None else []) \
         if isinstance(e, Reduction) else [e]
     return [n.buffer for r in roots for n in walk(r) if isinstance(n, BufferLoad)]
+
+
+def _reachable(outputs: Sequence[Tensor]) -> list[Tensor]:
+    out, stack, seen = [], list(outputs), set()
+    while stack:
+        t = stack.pop()
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+            stack.extend(t.deps)
+    return out
 
 
 def _combine(kind: str, acc: Expr, v: Expr) -> Expr:
@@ -195,7 +208,7 @@ def lower_stages(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
                     visit(producer)
         order.append(t)
 
-    _known = _BY_BUFFER
+    _known = {t.buffer: t for t in _reachable(outputs)}
     for t in outputs:
         visit(t)
     out_ids = {id(t) for t in outputs}

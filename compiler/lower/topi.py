@@ -112,7 +112,7 @@ def concat(name: str, ts: Sequence[Tensor], axis: int) -> Tensor:
             offs.append(o)
             o += t.shape[axis]
         e: Expr | None = None
-        for t, off in reversed(list(zip(ts, offs, strict=True))):
+        for t, off in zip(ts, offs, strict=True):
             if t.shape[axis] == 0:
                 continue
             src = tuple(i[k] - idx(off) if k == axis else i[k] for k in range(len(i)))

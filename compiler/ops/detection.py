@@ -8,12 +8,16 @@ no `coordinate_transformation_mode` and behaved as `output_half_pixel`.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -24,6 +28,9 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 FLOATS = (DType.bfloat16, DType.float16, DType.float32, DType.float64)
 
@@ -40,6 +47,38 @@ def _rank(ctx: InferCtx, t: TensorType, rank: int, what: str) -> tuple[Dim, ...]
     if t.rank != rank:
         raise ctx.fail(f"{what} must be {rank}-D, got shape {list(t.shape)}")
     return t.shape
+
+
+# ---------------------------------------------------------------------------------------
+# Lowering helpers
+
+_BIG = 2.0**40  # float coordinates are clamped to this before an integer cast
+
+
+def _c(v: float, dt: DType) -> Expr:
+    return topi.scalar(v, dt)
+
+
+def _int64(v: Expr) -> Expr:
+    """Truncating cast of a float to int64 that is defined for NaN and huge values (they
+    land far out of range, where every caller masks or clamps the index)."""
+    return B.cast(DType.int64, topi.let(v, lambda u: B.select(
+        B.call("isnan", u), _c(-_BIG, u.dtype), B.min_(B.max_(u, _c(-_BIG, u.dtype)),
+                                                       _c(_BIG, u.dtype)))))
+
+
+def _to_output(v: Expr, dt: DType) -> Expr:
+    """A float result to the output dtype: ints truncate (NaN -> 0, clamped to the range),
+    bool is != 0."""
+    if dt.is_float:
+        return B.cast(dt, v)
+    if dt == DType.bool:
+        return B.ne(v, _c(0.0, v.dtype))
+    info, ft = np.iinfo(dt.np), v.dtype.np.type
+    lo, hi = float(info.min), float(np.nextafter(ft(float(info.max) + 1.0), ft(0)))
+    return B.cast(dt, topi.let(B.call("trunc", v), lambda u: B.select(
+        B.call("isnan", u), _c(0.0, u.dtype), B.min_(B.max_(u, _c(lo, u.dtype)),
+                                                      _c(hi, u.dtype)))))
 
 
 # ---------------------------------------------------------------------------------------
@@ -127,6 +166,7 @@ register(OpDef(
     inputs=(2, 5),
     infer=_nms_infer,
     ref=_nms_ref,
+    host=True,  # the number of kept boxes (the output's first dim) depends on the data
     kind=Kind.OPAQUE,
     doc="Greedy per-class non-maximum suppression; outputs [batch, class, box] triples.",
 ))
@@ -219,6 +259,72 @@ def _roi_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [y.astype(x.dtype)]
 
 
+def _roi_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    x, rois, bidx = ins
+    a = ctx.attrs
+    ph, pw, ratio = a["output_height"], a["output_width"], a["sampling_ratio"]
+    if ratio == 0:
+        raise ctx.fail("sampling_ratio=0 (adaptive sampling grids, sized by each roi at run "
+                       "time) needs dynamic loop extents")
+    half = a["coordinate_transformation_mode"] == "half_pixel"
+    _, _, height, width = x.shape
+    ct = DType.float64 if x.dtype == DType.float64 else DType.float32
+
+    def body(r, ch, py, px):
+        iy, ix = te.rvar("iy", ratio), te.rvar("ix", ratio)
+
+        def roi(k: int) -> Expr:
+            v = rois[r, te.idx(k)]
+            v = (v if v.dtype == ct else B.cast(ct, v)) * _c(a["spatial_scale"], ct)
+            return v - _c(0.5, ct) if half else v
+
+        def coord(lo_k: int, hi_k: int, p: Expr, pn: int, i: Expr) -> Expr:
+            def go(c0):
+                size = roi(hi_k) - c0
+                if not half:
+                    size = B.max_(size, _c(1.0, ct))
+                return topi.let(size / _c(float(pn), ct), lambda bsz: c0 + B.cast(ct, p) * bsz
+                                + (B.cast(ct, i) + _c(0.5, ct)) * bsz / _c(float(ratio), ct))
+            return topi.let(roi(lo_k), go, "c0")
+
+        def taps(c: Expr, size: int):
+            c = B.max_(c, _c(0.0, ct))
+            c = B.select(c < _c(float(size), ct), c, _c(float(size), ct))  # NaN -> edge
+            low = B.cast(DType.int64, c)
+            edge = low >= te.idx(size - 1)
+            lo = B.select(edge, te.idx(size - 1), low)
+            hi = B.select(edge, te.idx(size - 1), low + te.idx(1))
+            frac = B.select(edge, _c(0.0, ct), c - B.cast(ct, low))
+            return lo, hi, _c(1.0, ct) - frac, frac
+
+        def sample(yv: Expr, xv: Expr) -> Expr:
+            inside = B.and_(B.and_(yv >= _c(-1.0, ct), yv <= _c(float(height), ct)),
+                            B.and_(xv >= _c(-1.0, ct), xv <= _c(float(width), ct)))
+            yl, yh, hy, ly = taps(yv, height)
+            xl, xh, hx, lx = taps(xv, width)
+            n = topi.safe_index(bidx[(r,)], x.shape[0])
+
+            def px_(yi, xi):
+                v = x[n, ch, yi, xi]
+                return v if v.dtype == ct else B.cast(ct, v)
+
+            terms = [(hy * hx, yl, xl), (hy * lx, yl, xh), (ly * hx, yh, xl), (ly * lx, yh, xh)]
+            vals = [B.select(inside, w, _c(0.0, ct)) * px_(yi, xi) for w, yi, xi in terms]
+            if a["mode"] == "avg":
+                return vals[0] + vals[1] + vals[2] + vals[3]
+            return B.max_(B.max_(B.max_(vals[0], vals[1]), vals[2]), vals[3])
+
+        yv = coord(1, 3, py, ph, iy.var)
+        xv = coord(0, 2, px, pw, ix.var)
+        v = topi.let(yv, lambda yy: topi.let(xv, lambda xx: sample(yy, xx), "xv"), "yv")
+        return te.reduce("sum" if a["mode"] == "avg" else "max", v, [iy, ix])
+
+    acc = topi.stage("roi", ctx.out_types[0].shape, body, ct)
+    div = _c(float(ratio * ratio), ct)
+    return [topi.stage("roi_out", acc.shape, lambda *i: B.cast(
+        x.dtype, acc[i] / div if a["mode"] == "avg" else acc[i]), x.dtype)]
+
+
 register(OpDef(
     name="RoiAlign",
     attrs={
@@ -232,6 +338,7 @@ register(OpDef(
     inputs=(3, 3),
     infer=_roi_infer,
     ref=_roi_ref,
+    compute=_roi_compute,
     upgrade=_roi_upgrade,
     kind=Kind.OPAQUE,
     doc="Region-of-interest align pooling (Mask R-CNN) with bilinear sampling.",
@@ -366,6 +473,117 @@ def _pad_index(idx: np.ndarray, d: int, pad: str, lo: float, hi: float):
     return np.clip(ref, 0, d - 1), np.ones(idx.shape, bool)
 
 
+def _reflect_expr(c: Expr, lo: float, hi: float) -> Expr:
+    """`_reflect` on one coordinate."""
+    dt = c.dtype
+    span = hi - lo
+    if span <= 0:
+        return _c(lo, dt)
+
+    def go(c: Expr) -> Expr:
+        below, above = c < _c(lo, dt), c > _c(hi, dt)
+        d = B.select(below, _c(lo, dt) - c, c - _c(hi, dt))
+
+        def fl(d: Expr) -> Expr:
+            flips = B.call("floor", d / _c(span, dt))
+            r = d - flips * _c(span, dt)
+            even = B.eq(B.call("fmod", flips, _c(2.0, dt)), _c(0.0, dt))
+            from_lo, from_hi = _c(lo, dt) + r, _c(hi, dt) - r
+            return B.select(below, B.select(even, from_lo, from_hi),
+                            B.select(above, B.select(even, from_hi, from_lo), c))
+
+        return topi.let(d, fl, "d")
+
+    return topi.let(c, go, "c")
+
+
+def _keys_expr(s: Expr) -> Expr:
+    """`_keys_cubic` at distance s."""
+    dt = s.dtype
+    A = -0.75
+
+    def go(s: Expr) -> Expr:
+        near = ((_c(A + 2, dt) * s - _c(A + 3, dt)) * s * s + _c(1.0, dt))
+        far = ((_c(A, dt) * s - _c(5 * A, dt)) * s + _c(8 * A, dt)) * s - _c(4 * A, dt)
+        return B.select(s <= _c(1.0, dt), near, B.select(s < _c(2.0, dt), far, _c(0.0, dt)))
+
+    return topi.let(B.call("abs", s), go, "s")
+
+
+def _gs_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    x, grid = ins
+    a = ctx.attrs
+    mode, pad, align = a["mode"], a["padding_mode"], a["align_corners"]
+    dims = x.shape[2:]
+    r = len(dims)
+    ct = DType.float64 if DType.float64 in (x.dtype, grid.dtype) else DType.float32
+    ntaps = {"nearest": 1, "linear": 2, "cubic": 4}[mode]
+    out = ctx.out_types[0]
+
+    def body(n, ch, *p):
+        rv = [te.rvar(f"t{i}", ntaps) for i in range(r)]
+        index, weight, valid = [], None, None
+        for i, d in enumerate(dims):
+            g = grid[(n, *p, te.idx(r - 1 - i))]
+            gc = g if g.dtype == ct else B.cast(ct, g)
+            if align:
+                c = (gc + _c(1.0, ct)) / _c(2.0, ct) * _c(float(d - 1), ct)
+            else:
+                c = ((gc + _c(1.0, ct)) * _c(float(d), ct) - _c(1.0, ct)) / _c(2.0, ct)
+            lo, hi = (0.0, d - 1.0) if align else (-0.5, d - 0.5)
+            if mode == "nearest":
+                c = B.call("round", c)
+            ix, w, ok = _gs_axis(c, rv[i].var, d, lo, hi, mode, pad)
+            index.append(ix)
+            weight = w if weight is None else weight * w
+            if ok is not None:
+                valid = ok if valid is None else B.and_(valid, ok)
+        v = x[(n, ch, *index)]
+        v = v if v.dtype == ct else B.cast(ct, v)
+        term = v * weight
+        if valid is not None:
+            term = B.select(valid, term, _c(0.0, ct))
+        return te.reduce("sum", term, rv)
+
+    acc = topi.stage("gs", out.shape, body, ct)
+    return [topi.stage("gs_out", out.shape, lambda *i: _to_output(acc[i], out.dtype),
+                       out.dtype)]
+
+
+def _gs_axis(c: Expr, k: Expr, d: int, lo: float, hi: float, mode: str, pad: str):
+    """(index, weight, in-range flag or None) of tap k along one axis."""
+    ct = c.dtype
+
+    def padded(c: Expr):
+        outside = B.or_(c < _c(lo, ct), c > _c(hi, ct))
+        if pad == "border":
+            return B.select(outside, B.min_(B.max_(c, _c(0.0, ct)), _c(d - 1.0, ct)), c)
+        if pad == "reflection":
+            return B.select(outside, _reflect_expr(c, lo, hi), c)
+        return c
+
+    def taps(c: Expr):
+        if mode == "nearest":
+            return _int64(B.call("trunc", c)), _c(1.0, ct)
+        base = B.call("floor", c)
+        t = c - base
+        bi = _int64(base)
+        if mode == "linear":
+            return bi + k, B.select(B.eq(k, te.idx(0)), _c(1.0, ct) - t, t)
+        kf = B.cast(ct, k - te.idx(1))
+        return bi + k - te.idx(1), _keys_expr(t - kf)
+
+    ix, w = taps(padded(c))
+    if pad == "zeros":
+        ok = B.and_(ix >= te.idx(0), ix < te.idx(d))
+        return topi.safe_index(ix, d), w, ok
+    if pad == "border":
+        return topi.safe_index(ix, d), w, None
+    f64 = DType.float64
+    ref = _int64(B.call("trunc", _reflect_expr(B.cast(f64, ix), lo, hi)))
+    return topi.safe_index(ref, d), w, None
+
+
 register(OpDef(
     name="GridSample",
     attrs={
@@ -376,6 +594,7 @@ register(OpDef(
     inputs=(2, 2),
     infer=_gs_infer,
     ref=_gs_ref,
+    compute=_gs_compute,
     upgrade=_gs_upgrade,
     kind=Kind.OPAQUE,
     doc="Samples X at normalized grid locations (N-linear, nearest or N-cubic).",
@@ -436,12 +655,43 @@ def _ag_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     return [grid.reshape(theta.shape[0], *dims, len(dims)).astype(theta.dtype)]
 
 
+def _ag_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
+    theta = ins[0]
+    out = ctx.out_types[0]
+    dims = out.shape[1:-1]
+    sp = len(dims)
+    align = ctx.attrs["align_corners"]
+    f64 = DType.float64
+
+    def axis(i: Expr, d: int) -> Expr:
+        if d == 1 and align:
+            return _c(-1.0, f64)
+        fi = B.cast(f64, i)
+        if align:
+            return fi * _c(2.0, f64) / _c(float(d - 1), f64) - _c(1.0, f64)
+        return (_c(2.0, f64) * fi + _c(1.0, f64)) / _c(float(d), f64) - _c(1.0, f64)
+
+    def body(n, *rest):
+        p, j = rest[:-1], rest[-1]
+        base = [axis(p[sp - 1 - k], dims[sp - 1 - k]) for k in range(sp)] + [_c(1.0, f64)]
+        acc = None
+        for k, bk in enumerate(base):
+            t = theta[n, j, te.idx(k)]
+            term = bk * (t if t.dtype == f64 else B.cast(f64, t))
+            acc = term if acc is None else acc + term
+        return B.cast(out.dtype, acc)
+
+    return [topi.stage("affine_grid", out.shape, body, out.dtype)]
+
+
 register(OpDef(
     name="AffineGrid",
     attrs={"align_corners": Attr("int", 0)},
     inputs=(2, 2),
     infer=_ag_infer,
     ref=_ag_ref,
+    compute=_ag_compute,
+    shape_inputs=(1,),
     kind=Kind.OPAQUE,
     doc="Sampling grid of an affine transform (for GridSample).",
 ))

@@ -14,7 +14,7 @@ from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import Dim, TensorType
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, dim_eq, register
-from compiler.ops.reduce import FLOATS, compute_dtype, need
+from compiler.ops.common import FLOATS, compute_dtype, need
 from compiler.ops.softmax import log_softmax
 
 REDUCTIONS = ("none", "sum", "mean")

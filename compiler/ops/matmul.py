@@ -8,10 +8,16 @@ native integer type. MatMulInteger runs in float64, which is exact for 8-bit ope
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -23,7 +29,10 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
-from compiler.ops.window import INT8S, need, work_dtype
+from compiler.ops.window import INT8S, elem0, need, work_dtype, work_type
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
 MATMUL_TYPES = (D.float16, D.float32, D.float64, D.bfloat16, D.int32, D.int64, D.uint32,
@@ -68,8 +77,108 @@ def matmul_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray
     return [matmul(inputs[0], inputs[1])]
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering: contractions in numpy.matmul's 2-D-promoted space
+
+Index = tuple[Expr, ...]
+ValueFn = Callable[[Expr, Index], Expr]
+
+
+def promoted(t: te.Tensor, is_a: bool) -> tuple[int, ...]:
+    """A 1-D A as a (1, K) row, a 1-D B as a (K, 1) column."""
+    if t.ndim >= 2:
+        return t.shape
+    return (1, t.shape[0]) if is_a else (t.shape[0], 1)
+
+
+def full_shape(a: te.Tensor, b: te.Tensor) -> tuple[int, ...]:
+    """batch + (M, N): the product's shape before 1-D operands drop their added axis."""
+    pa, pb = promoted(a, True), promoted(b, False)
+    return (*np.broadcast_shapes(pa[:-2], pb[:-2]), pa[-2], pb[-1])
+
+
+def operand_index(t: te.Tensor, is_a: bool, full: Sequence[int], i: Index, k: Expr) -> Index:
+    """Index into t's promoted shape of the operand element for output `i` (full shape) and
+    reduction index k; batch axes broadcast."""
+    shape = promoted(t, is_a)
+    nb = len(shape) - 2
+    batch = tuple(te.idx(0) if shape[j] == 1 and full[len(full) - 2 - nb + j] != 1
+                  else i[len(full) - 2 - nb + j] for j in range(nb))
+    return (*batch, i[-2], k) if is_a else (*batch, k, i[-1])
+
+
+def contract(name: str, a: te.Tensor, b: te.Tensor, acc: DType,
+             a_value: ValueFn | None = None, b_value: ValueFn | None = None) -> te.Tensor:
+    """sum_k a_value(A[.., m, k]) * b_value(B[.., k, n]) over the full shape, in `acc`. The
+    value functions get the element and its index in the operand's promoted shape."""
+    full = full_shape(a, b)
+    kdim = promoted(a, True)[-1]
+    av = a_value or (lambda v, _i: topi.to_dtype(acc, v))
+    bv = b_value or (lambda v, _i: topi.to_dtype(acc, v))
+
+    def body(*i: Expr) -> te.Reduction:
+        r = te.rvar("k", kdim)
+        ai = operand_index(a, True, full, i, r.var)
+        bi = operand_index(b, False, full, i, r.var)
+        x = a[ai] if a.ndim >= 2 else a[(ai[-1],)]
+        y = b[bi] if b.ndim >= 2 else b[(bi[-2],)]
+        return te.reduce("sum", av(x, ai) * bv(y, bi), [r])
+
+    return topi.stage(name, full, body, acc)
+
+
+def unpromote(a: te.Tensor, b: te.Tensor, out: Index) -> Index:
+    """The full-shape index of an output index (1-D operands dropped an axis)."""
+    full = list(out)
+    if a.ndim == 1:
+        full.insert(len(full) - (0 if b.ndim == 1 else 1), te.idx(0))
+    if b.ndim == 1:
+        full.append(te.idx(0))
+    return tuple(full)
+
+
+def output(name: str, a: te.Tensor, b: te.Tensor, red: te.Tensor, shape: Sequence[int],
+           dtype: DType, fn: Callable[[Expr, Index], Expr] | None = None) -> te.Tensor:
+    """out[i] = fn(red[full(i)], full(i)) cast to `dtype`; `red` itself when nothing to do."""
+    if fn is None and red.dtype == dtype and tuple(shape) == red.shape:
+        return red
+
+    def body(*i: Expr) -> Expr:
+        fi = unpromote(a, b, i)
+        v = red[fi]
+        return topi.to_dtype(dtype, fn(v, fi) if fn is not None else v)
+
+    return topi.stage(f"{name}_out", shape, body, dtype)
+
+
+def row_at(t: te.Tensor, ai: Index) -> Expr:
+    """A's per-row parameter (scalar, [M], or A's shape with K -> 1) at A's index `ai`."""
+    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == 1):
+        return elem0(t)
+    if t.ndim == 1:
+        return t[(ai[-2],)]
+    return t[(*ai[:-1], te.idx(0))]
+
+
+def col_at(t: te.Tensor, bi: Index) -> Expr:
+    """B's per-column parameter (scalar, [N], or B's shape with K -> 1) at B's index `bi`."""
+    if t.ndim == 0 or (t.ndim == 1 and t.shape[0] == 1):
+        return elem0(t)
+    if t.ndim == 1:
+        return t[(bi[-1],)]
+    return t[(*bi[:-2], te.idx(0), bi[-1])]
+
+
+def matmul_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    a, b = ins[0], ins[1]
+    out_t = ctx.out_types[0]
+    red = contract(ctx.op, a, b, work_type(a.dtype))
+    return [output(ctx.op, a, b, red, out_t.shape, out_t.dtype)]
+
+
 register(OpDef("MatMul", matmul_infer, matmul_ref, inputs=(2, 2),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="numpy.matmul semantics"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=matmul_compute,
+               doc="numpy.matmul semantics"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,8 +259,31 @@ def matmul_integer_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np
     return [int_matmul(a, b, azp, bzp).astype(np.int64).astype(np.int32)]
 
 
+def int_contract(name: str, a: te.Tensor, b: te.Tensor, azp: te.Tensor | None,
+                 bzp: te.Tensor | None) -> te.Tensor:
+    """(A - a_zero_point) @ (B - b_zero_point) over the full shape, in int32: wrapping sums
+    equal the reference's exact sum wrapped to int32."""
+    i32 = DType.int32
+
+    def a_value(v: Expr, ai: Index) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, row_at(azp, ai)) if azp is not None else v
+
+    def b_value(v: Expr, bi: Index) -> Expr:
+        v = B.cast(i32, v)
+        return v - B.cast(i32, col_at(bzp, bi)) if bzp is not None else v
+
+    return contract(name, a, b, i32, a_value, b_value)
+
+
+def matmul_integer_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    a, b, azp, bzp = (list(ins) + [None] * 2)[:4]
+    red = int_contract(ctx.op, a, b, azp, bzp)
+    return [output(ctx.op, a, b, red, ctx.out_types[0].shape, DType.int32)]
+
+
 register(OpDef("MatMulInteger", matmul_integer_infer, matmul_integer_ref, inputs=(2, 4),
-               kind=Kind.COMPLEX_OUT_FUSABLE,
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=matmul_integer_compute,
                doc="(A - a_zero_point) @ (B - b_zero_point) in int32"))
 
 
@@ -211,8 +343,42 @@ def gemm_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(a.dtype)]
 
 
+def gemm_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """alpha * (A' @ B') + beta * C in the reference's working type (float64 for integers
+    scaled by alpha or beta), cast once to the output."""
+    a, b, c = (list(ins) + [None])[:3]
+    out_t = ctx.out_types[0]
+    alpha, beta = ctx.attrs["alpha"], ctx.attrs["beta"]
+    ta, tb = ctx.attrs["transA"], ctx.attrs["transB"]
+    if a.dtype.is_float:
+        acc = work_type(a.dtype)
+    else:
+        acc = DType.float64 if (alpha != 1 or beta != 1) else a.dtype
+    kdim = a.shape[0] if ta else a.shape[1]
+
+    def body(m: Expr, n: Expr) -> te.Reduction:
+        r = te.rvar("k", kdim)
+        x = a[(r.var, m) if ta else (m, r.var)]
+        y = b[(n, r.var) if tb else (r.var, n)]
+        return te.reduce("sum", topi.to_dtype(acc, x) * topi.to_dtype(acc, y), [r])
+
+    red = topi.stage(ctx.op, out_t.shape, body, acc)
+
+    def final(m: Expr, n: Expr) -> Expr:
+        v = red[(m, n)]
+        if alpha != 1:
+            v = v * topi.scalar(alpha, acc)
+        if c is not None and beta != 0:
+            cv = topi.to_dtype(acc, topi.load_bcast(c, out_t.shape, (m, n)))
+            v = v + (cv if beta == 1 else cv * topi.scalar(beta, acc))
+        return topi.to_dtype(out_t.dtype, v)
+
+    return [topi.stage(f"{ctx.op}_out", out_t.shape, final, out_t.dtype)]
+
+
 register(OpDef(
     "Gemm", gemm_infer, gemm_ref, inputs=(2, 3), kind=Kind.COMPLEX_OUT_FUSABLE,
+    compute=gemm_compute,
     attrs={"alpha": Attr("float", 1.0), "beta": Attr("float", 1.0), "transA": Attr("int", 0),
            "transB": Attr("int", 0)},
     doc="alpha * A' @ B' + beta * C with optional transposes and broadcast C",

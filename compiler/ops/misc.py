@@ -20,7 +20,7 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
-from compiler.ops.reduce import ALL_NUMERIC, FLOATS, compute_dtype, need
+from compiler.ops.common import ALL_NUMERIC, FLOATS, compute_dtype, need
 
 ML = "ai.onnx.ml"
 ELLIPSIS = "..."

@@ -7,10 +7,16 @@ the op has one); results are cast back to the declared output types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     REQUIRED,
     Attr,
@@ -23,7 +29,21 @@ from compiler.ops.base import (
     norm_axis,
     register,
 )
-from compiler.ops.reduce import FLOATS, compute_dtype, need
+from compiler.ops.common import (
+    FLOATS,
+    compute_dtype,
+    const,
+    hold,
+    keep_index,
+    need,
+    promote,
+    reduce_over,
+    to,
+    work_dtype,
+)
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 STASH_TYPES = {DType.float16.onnx, DType.bfloat16.onnx, DType.float32.onnx, DType.float64.onnx}
 
@@ -90,6 +110,29 @@ def _moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarr
     return mean, np.mean(d * d, axis=axes, keepdims=True)
 
 
+def moments(name: str, x: te.Tensor, axes: Sequence[int], dtype: DType,
+            keepdims: bool = True) -> tuple[te.Tensor, te.Tensor]:
+    """The loop-IR twin of `_moments`: mean and (biased) variance of x (read as `dtype`)
+    over `axes`, each a sum divided by the count, as numpy's mean is."""
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    cnt = const(n, dtype)
+
+    def stat(k: tuple[Expr, ...], src: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        return k if keepdims else tuple(e for a, e in enumerate(src) if a not in axes)
+
+    total = reduce_over(f"{name}_sum", x.shape, axes, keepdims, "sum",
+                        lambda s, k: to(dtype, x[s]))
+    mean = hold(topi.stage(f"{name}_mean", total.shape, lambda *i: total[i] / cnt, dtype),
+                total)
+
+    def dev2(s: tuple[Expr, ...], k: tuple[Expr, ...]) -> Expr:
+        return topi.let(to(dtype, x[s]) - mean[stat(k, s)], lambda d: d * d)
+
+    sq = reduce_over(f"{name}_sq", x.shape, axes, keepdims, "sum", dev2)
+    var = hold(topi.stage(f"{name}_var", sq.shape, lambda *i: sq[i] / cnt, dtype), sq)
+    return mean, var
+
+
 # ---------------------------------------------------------------------------------------
 # BatchNormalization
 
@@ -146,8 +189,33 @@ def _bn_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(x.dtype)] + extra[:ctx.num_outputs - 1]
 
 
+def _bn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale, b, mean, var = ins[:5]
+    cd = promote(*(t.dtype for t in ins[:5]))
+    eps = const(ctx.attrs["epsilon"], cd)
+    outs: list[te.Tensor] = []
+    if ctx.attrs["training_mode"]:
+        axes = (0,) + tuple(range(2, x.ndim))
+        bmean, bvar = moments("bn", x, axes, cd, keepdims=False)
+        mom = cd.np.type(ctx.attrs["momentum"])
+        rest = cd.np.type(1) - mom
+        for given, batch in ((mean, bmean), (var, bvar))[:len(ctx.out_types) - 1]:
+            outs.append(topi.stage("bn_running", given.shape, lambda c, g=given, t=batch: to(
+                g.dtype, to(cd, g[c]) * const(mom, cd) + t[c] * const(rest, cd)), given.dtype))
+        mean, var = bmean, bvar
+
+    def body(*i: Expr) -> Expr:
+        c = (i[1],)
+        y = to(cd, scale[c]) * (to(cd, x[i]) - to(cd, mean[c])) / B.call(
+            "sqrt", to(cd, var[c]) + eps) + to(cd, b[c])
+        return to(x.dtype, y)
+
+    return [topi.stage("BatchNormalization", x.shape, body, x.dtype)] + outs
+
+
 register(OpDef(
     name="BatchNormalization", infer=_bn_infer, ref=_bn_ref, kind=Kind.OPAQUE,
+    compute=_bn_compute,
     inputs=(5, 5), outputs=(1, 3), upgrade=_bn_upgrade,
     attrs={"epsilon": Attr("float", 1e-5), "momentum": Attr("float", 0.9),
            "training_mode": Attr("int", 0)},
@@ -201,8 +269,48 @@ def _ln_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(x.dtype), mean, inv][:max(ctx.num_outputs, 1)]
 
 
+def _ln_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    stash = DType.from_onnx(ctx.attrs["stash_type"])
+    ax = ctx.attrs["axis"] % x.ndim
+    axes = tuple(range(ax, x.ndim))
+    eps = const(ctx.attrs["epsilon"], stash)
+    shape = x.shape
+    if ctx.op == "RMSNormalization":
+        n = int(np.prod(shape[ax:], dtype=np.int64))
+        ms = reduce_over("rms_sq", shape, axes, True, "sum",
+                         lambda s, k: topi.let(to(stash, x[s]), lambda v: v * v))
+        sdt = scale.dtype
+
+        def rms_body(*i: Expr) -> Expr:
+            rms = B.call("sqrt", ms[keep_index(i, axes)] / const(n, stash) + eps)
+            norm = to(x.dtype, to(stash, x[i]) / rms)
+            sc = topi.load_bcast(scale, shape, i)
+            if sdt == x.dtype:
+                return norm * sc
+            cd = promote(x.dtype, sdt)
+            return to(sdt, to(cd, norm) * to(cd, sc))
+
+        return [topi.stage("RMSNormalization", shape, rms_body, sdt)]
+    mean, var = moments("ln", x, axes, stash)
+    inv = hold(topi.stage("ln_inv", mean.shape, lambda *i: const(1.0, stash) / B.call(
+        "sqrt", var[i] + eps), stash), var)
+
+    def body(*i: Expr) -> Expr:
+        k = keep_index(i, axes)
+        y = to(x.dtype, (to(stash, x[i]) - mean[k]) * inv[k]) * topi.load_bcast(scale, shape, i)
+        if bias is not None:
+            y = y + topi.load_bcast(bias, shape, i)
+        return y
+
+    y = topi.stage("LayerNormalization", shape, body, x.dtype)
+    return [y, mean, inv][:max(len(ctx.out_types), 1)]
+
+
 register(OpDef(
     name="LayerNormalization", infer=_ln_infer, ref=_ln_ref, kind=Kind.OPAQUE,
+    compute=_ln_compute,
     inputs=(2, 3), outputs=(1, 3),
     attrs={"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5),
            "stash_type": Attr("int", 1)},
@@ -211,6 +319,7 @@ register(OpDef(
 
 register(OpDef(
     name="RMSNormalization", infer=_ln_infer, ref=_ln_ref, kind=Kind.OPAQUE,
+    compute=_ln_compute,
     inputs=(2, 2),
     attrs={"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5),
            "stash_type": Attr("int", 1)},
@@ -259,8 +368,30 @@ def _gn_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(x.dtype)]
 
 
+def _gn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale, bias = ins
+    g = ctx.attrs["num_groups"]
+    stash = DType.from_onnx(ctx.attrs["stash_type"])
+    n, c = x.shape[0], x.shape[1]
+    per = c // g
+    rest = int(np.prod(x.shape[2:], dtype=np.int64))
+    # x seen as (N, g, per * spatial): the reference's reshape
+    xg = topi.reshape("gn_x", x, (n, g, per * rest))
+    mean, var = moments("gn", xg, (2,), stash)
+    eps = const(ctx.attrs["epsilon"], stash)
+
+    def body(*i: Expr) -> Expr:
+        k = (i[0], B.floordiv(i[1], te.idx(per)), te.idx(0))
+        norm = (to(stash, x[i]) - mean[k]) / B.call("sqrt", var[k] + eps)
+        p = (k[1],) if ctx.attrs["scale_per_group"] else (i[1],)
+        return to(x.dtype, norm) * scale[p] + bias[p]
+
+    return [hold(topi.stage("GroupNormalization", x.shape, body, x.dtype), xg)]
+
+
 register(OpDef(
     name="GroupNormalization", infer=_gn_infer, ref=_gn_ref, kind=Kind.OPAQUE,
+    compute=_gn_compute,
     inputs=(3, 3), upgrade=_gn_upgrade,
     attrs={"epsilon": Attr("float", 1e-5), "num_groups": Attr("int", REQUIRED),
            "stash_type": Attr("int", 1), "scale_per_group": Attr("int", 0)},
@@ -285,8 +416,24 @@ def _in_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [(y + _per_channel(b.astype(cd), x.ndim)).astype(x.dtype)]
 
 
+def _in_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale, b = ins
+    cd = work_dtype(x.dtype)
+    axes = tuple(range(2, x.ndim))
+    mean, var = moments("in", x, axes, cd)
+    eps = const(ctx.attrs["epsilon"], cd)
+
+    def body(*i: Expr) -> Expr:
+        k = keep_index(i, axes)
+        y = to(cd, scale[(i[1],)]) * (to(cd, x[i]) - mean[k]) / B.call("sqrt", var[k] + eps)
+        return to(x.dtype, y + to(cd, b[(i[1],)]))
+
+    return [topi.stage("InstanceNormalization", x.shape, body, x.dtype)]
+
+
 register(OpDef(
     name="InstanceNormalization", infer=_in_infer, ref=_in_ref, kind=Kind.OPAQUE,
+    compute=_in_compute,
     inputs=(3, 3), attrs={"epsilon": Attr("float", 1e-5)},
     doc="normalise per instance per channel over the spatial axes, then scale and B",
 ))
@@ -317,8 +464,33 @@ def _lrn_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [(xc / den).astype(x.dtype)]
 
 
+def _lrn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x = ins[0]
+    a = ctx.attrs
+    cd = work_dtype(x.dtype)
+    size = a["size"]
+    lo = (size - 1) // 2
+    c = x.shape[1]
+
+    def total(*i: Expr) -> te.Reduction:
+        r = te.rvar("k", size)
+        ch = i[1] + r.var - te.idx(lo)
+        v = topi.let(to(cd, x[(i[0], ch, *i[2:])]), lambda v: v * v)
+        return te.reduce("sum", v, [r], where=B.and_(ch >= te.idx(0), ch < te.idx(c)))
+
+    tot = topi.stage("lrn_sum", x.shape, total, cd)
+    scale = cd.np.type(a["alpha"]) / cd.np.type(size)
+
+    def body(*i: Expr) -> Expr:
+        den = B.call("pow", const(a["bias"], cd) + const(scale, cd) * tot[i],
+                     const(a["beta"], cd))
+        return to(x.dtype, to(cd, x[i]) / den)
+
+    return [topi.stage("LRN", x.shape, body, x.dtype)]
+
+
 register(OpDef(
-    name="LRN", infer=_lrn_infer, ref=_lrn_ref, kind=Kind.OPAQUE,
+    name="LRN", infer=_lrn_infer, ref=_lrn_ref, kind=Kind.OPAQUE, compute=_lrn_compute,
     attrs={"alpha": Attr("float", 1e-4), "beta": Attr("float", 0.75),
            "bias": Attr("float", 1.0), "size": Attr("int", REQUIRED)},
     doc="local response normalisation across channels",
@@ -346,8 +518,31 @@ def _lp_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [y.astype(x.dtype)]
 
 
+def _lp_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x = ins[0]
+    cd = work_dtype(x.dtype)
+    ax = ctx.attrs["axis"] % x.ndim
+    p1 = ctx.attrs["p"] == 1
+
+    def elem(s: tuple[Expr, ...], k: tuple[Expr, ...]) -> Expr:
+        v = to(cd, x[s])
+        return B.call("abs", v) if p1 else v * v
+
+    total = reduce_over("lp_sum", x.shape, (ax,), True, "sum", elem)
+
+    def body(*i: Expr) -> Expr:
+        norm = total[keep_index(i, (ax,))]
+        if not p1:
+            norm = B.call("sqrt", norm)
+        return topi.let(norm, lambda m: to(x.dtype, B.select(
+            B.eq(m, const(0.0, cd)), const(0.0, cd), to(cd, x[i]) / m)))
+
+    return [topi.stage("LpNormalization", x.shape, body, x.dtype)]
+
+
 register(OpDef(
     name="LpNormalization", infer=_lp_infer, ref=_lp_ref, kind=Kind.OPAQUE,
+    compute=_lp_compute,
     attrs={"axis": Attr("int", -1), "p": Attr("int", 2)},
     doc="x / ||x||_p along axis (0 where the norm is 0)",
 ))
@@ -372,8 +567,23 @@ def _mvn_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [((xc - mean) / (np.sqrt(var) + cd.type(1e-9))).astype(x.dtype)]
 
 
+def _mvn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x = ins[0]
+    cd = work_dtype(x.dtype)
+    axes = tuple(sorted({a % x.ndim for a in ctx.attrs["axes"]})) if x.ndim else ()
+    mean, var = moments("mvn", x, axes, cd)
+
+    def body(*i: Expr) -> Expr:
+        k = keep_index(i, axes)
+        y = (to(cd, x[i]) - mean[k]) / (B.call("sqrt", var[k]) + const(1e-9, cd))
+        return to(x.dtype, y)
+
+    return [topi.stage("MeanVarianceNormalization", x.shape, body, x.dtype)]
+
+
 register(OpDef(
     name="MeanVarianceNormalization", infer=_mvn_infer, ref=_mvn_ref, kind=Kind.OPAQUE,
+    compute=_mvn_compute,
     attrs={"axes": Attr("ints", (0, 2, 3))},
     doc="(X - E[X]) / (sqrt(E[(X - E[X])^2]) + 1e-9) over `axes`",
 ))

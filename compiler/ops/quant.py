@@ -12,11 +12,17 @@ with the multiplier x_scale * w_scale / y_scale computed in the scales' own prec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import ml_dtypes
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.graph.ir import Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -31,21 +37,33 @@ from compiler.ops.base import (
 from compiler.ops.matmul import (
     check_col_param,
     check_row_param,
+    col_at,
+    full_shape,
+    int_contract,
     int_matmul,
     matmul_shape,
+    operand_index,
+    output,
+    row_at,
     row_param,
 )
 from compiler.ops.window import (
     CONV_ATTRS,
     INT8S,
     add_bias,
+    channel_of,
     check_bias,
     check_zero_point,
     conv_shape,
+    elem0,
     int_conv,
+    int_conv_lower,
     need,
     per_channel,
 )
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
 INT_RANGES = {
@@ -110,6 +128,30 @@ def expand(v: np.ndarray, shape: tuple[int, ...], axis: int, block: int) -> np.n
         dims[axis] = v.size
         return v.reshape(dims)
     return np.repeat(v, block, axis=axis).take(range(shape[axis]), axis=axis)
+
+
+def param_at(t: te.Tensor, rank: int, axis: int, block: int, i: Sequence[Expr]) -> Expr:
+    """The loop-IR twin of `expand`: a scale / zero point at the input's index `i`."""
+    if t.ndim <= 1 and (t.ndim == 0 or t.shape[0] == 1):
+        return elem0(t)
+    axis = axis % rank
+    if not block:
+        return t[(i[axis],)]
+    return t[tuple(B.floordiv(e, te.idx(block)) if k == axis else e for k, e in enumerate(i))]
+
+
+def saturate(v: Expr, out: DType) -> Expr:
+    """The loop-IR twin of `to_quant` for integer targets: NaN -> 0, clamp, cast (v is
+    already integral)."""
+    lo, hi = INT_RANGES[out]
+    v = B.select(B.call("isnan", v), topi.scalar(0, v.dtype), v)
+    v = B.max_(B.min_(v, topi.scalar(hi, v.dtype)), topi.scalar(lo, v.dtype))
+    return B.cast(out, v)
+
+
+def quant_out(ctx: LowerCtx, dtype: DType) -> None:
+    if dtype not in INT_RANGES:
+        raise ctx.fail(f"output dtype {dtype} is not supported by native targets")
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,8 +248,45 @@ def dequantize_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.nda
     return [y.astype(out).reshape(x.shape)]
 
 
+def quantize_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale, zp = (list(ins) + [None])[:3]
+    out_t = ctx.out_types[0]
+    quant_out(ctx, out_t.dtype)
+    axis, block = ctx.attrs["axis"], ctx.attrs["block_size"]
+    if ctx.attrs["precision"]:
+        prec = DType.from_onnx(ctx.attrs["precision"])
+    else:
+        prec = scale.dtype if scale.dtype.is_float else DType.float64
+    f64 = DType.float64
+
+    def body(*i: Expr) -> Expr:
+        q = B.cast(prec, x[i]) / B.cast(prec, param_at(scale, x.ndim, axis, block, i))
+        v = B.call("round", B.cast(f64, q))
+        if zp is not None:
+            v = v + B.cast(f64, param_at(zp, x.ndim, axis, block, i))
+        return saturate(v, out_t.dtype)
+
+    return [te.compute(ctx.op, out_t.shape, body, out_t.dtype)]
+
+
+def dequantize_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, scale, zp = (list(ins) + [None])[:3]
+    out = ctx.out_types[0].dtype
+    axis, block = ctx.attrs["axis"], ctx.attrs["block_size"]
+    f64 = DType.float64
+
+    def body(*i: Expr) -> Expr:
+        v = B.cast(f64, x[i])
+        if zp is not None:
+            v = v - B.cast(f64, param_at(zp, x.ndim, axis, block, i))
+        return B.cast(out, v) * B.cast(out, param_at(scale, x.ndim, axis, block, i))
+
+    return [te.compute(ctx.op, x.shape, body, out)]
+
+
 register(OpDef(
     "QuantizeLinear", quantize_infer, quantize_ref, inputs=(2, 3), kind=Kind.BROADCAST,
+    compute=quantize_compute,
     attrs={"axis": Attr("int", 1), "block_size": Attr("int", 0),
            "output_dtype": Attr("int", 0), "precision": Attr("int", 0),
            "saturate": Attr("int", 1)},
@@ -215,6 +294,7 @@ register(OpDef(
 ))
 register(OpDef(
     "DequantizeLinear", dequantize_infer, dequantize_ref, inputs=(2, 3), kind=Kind.BROADCAST,
+    compute=dequantize_compute,
     attrs={"axis": Attr("int", 1), "block_size": Attr("int", 0),
            "output_dtype": Attr("int", 0)},
     doc="y = (x - x_zero_point) * x_scale",
@@ -242,8 +322,50 @@ def dynamic_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarra
     return [y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)]
 
 
+def dynamic_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Two reductions (max, min) to scalars, the scale and zero point from them (float32, as
+    the reference's Python max/min with 0 and NaN), then the quantized tensor."""
+    x = ins[0]
+    f32, f64 = DType.float32, DType.float64
+    zero = topi.scalar(0, f32)
+
+    def over_all(kind: str):
+        def body() -> te.Reduction:
+            rs = [te.rvar(f"r{k}", d) for k, d in enumerate(x.shape)]
+            return te.reduce(kind, x[tuple(r.var for r in rs)], rs)
+
+        return body
+
+    hi_r = topi.stage(f"{ctx.op}_max", (), over_all("max"), f32)
+    lo_r = topi.stage(f"{ctx.op}_min", (), over_all("min"), f32)
+
+    def scale_body() -> Expr:
+        hi = B.select(hi_r[()] > zero, hi_r[()], zero)
+        lo = B.select(lo_r[()] < zero, lo_r[()], zero)
+        return B.select(B.eq(hi, lo), topi.scalar(1, f32), (hi - lo) / topi.scalar(255, f32))
+
+    scale = topi.stage(f"{ctx.op}_scale", (), scale_body, f32)
+
+    def zp_float() -> Expr:
+        lo = B.select(lo_r[()] < zero, lo_r[()], zero)
+        v = zero - lo / scale[()]
+        v = B.select(B.call("isnan", v), v, B.max_(B.min_(v, topi.scalar(255, f32)), zero))
+        return B.call("round", v)
+
+    zpf = topi.stage(f"{ctx.op}_zpf", (), zp_float, f32)
+
+    def y_body(*i: Expr) -> Expr:
+        v = B.cast(f64, B.call("round", x[i] / scale[()])) + B.cast(f64, zpf[()])
+        return saturate(v, DType.uint8)
+
+    y = topi.stage(ctx.op, x.shape, y_body, DType.uint8)
+    zp = topi.stage(f"{ctx.op}_zp", (), lambda: saturate(zpf[()], DType.uint8), DType.uint8)
+    return [y, scale, zp]
+
+
 register(OpDef("DynamicQuantizeLinear", dynamic_infer, dynamic_ref, outputs=(3, 3),
-               kind=Kind.OPAQUE, doc="uint8 quantization with scale/zero point from min/max"))
+               kind=Kind.OPAQUE, compute=dynamic_compute,
+               doc="uint8 quantization with scale/zero point from min/max"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,8 +419,32 @@ def qconv_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]
     return [requantize(acc, mult, yzp.reshape(()), ctx.out_types[0].dtype)]
 
 
+def requantize_expr(acc: Expr, mult: Expr, yzp: Expr, out: DType) -> Expr:
+    """The loop-IR twin of `requantize` (acc an exact integer, mult in the scales' dtype)."""
+    f64 = DType.float64
+    v = B.call("round", B.cast(f64, acc) * B.cast(f64, mult))
+    return saturate(v + B.cast(f64, yzp), out)
+
+
+def qconv_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, xs, xzp, w, ws, wzp, ys, yzp, b = (list(ins) + [None])[:9]
+    out_t = ctx.out_types[0]
+    quant_out(ctx, out_t.dtype)
+    acc = int_conv_lower(ctx.op, ctx.attrs, x, w, xzp, wzp)
+
+    def body(*i: Expr) -> Expr:
+        v: Expr = B.cast(DType.float64, acc[i])
+        if b is not None:
+            v = v + B.cast(DType.float64, b[(i[1],)])
+        mult = elem0(xs) * channel_of(ws, i[1]) / elem0(ys)
+        return requantize_expr(v, mult, elem0(yzp), out_t.dtype)
+
+    return [topi.stage(f"{ctx.op}_q", out_t.shape, body, out_t.dtype)]
+
+
 register(OpDef("QLinearConv", qconv_infer, qconv_ref, attrs=CONV_ATTRS, inputs=(8, 9),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="quantized convolution, requantized output"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=qconv_compute,
+               doc="quantized convolution, requantized output"))
 
 
 QMM_TYPES = INT8S + FLOAT8
@@ -338,5 +484,22 @@ def qmatmul_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarra
     return [requantize(acc, mult, yzp.reshape(()), ctx.out_types[0].dtype)]
 
 
+def qmatmul_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    a, as_, azp, b, bs, bzp, ys, yzp = ins
+    out_t = ctx.out_types[0]
+    quant_out(ctx, out_t.dtype)
+    acc = int_contract(ctx.op, a, b, azp, bzp)
+    full = full_shape(a, b)
+
+    def fn(v: Expr, fi: tuple[Expr, ...]) -> Expr:
+        ai = operand_index(a, True, full, fi, te.idx(0))
+        bi = operand_index(b, False, full, fi, te.idx(0))
+        mult = row_at(as_, ai) * col_at(bs, bi) / elem0(ys)
+        return requantize_expr(v, mult, elem0(yzp), out_t.dtype)
+
+    return [output(ctx.op, a, b, acc, out_t.shape, out_t.dtype, fn)]
+
+
 register(OpDef("QLinearMatMul", qmatmul_infer, qmatmul_ref, inputs=(8, 8),
-               kind=Kind.COMPLEX_OUT_FUSABLE, doc="quantized matmul, requantized output"))
+               kind=Kind.COMPLEX_OUT_FUSABLE, compute=qmatmul_compute,
+               doc="quantized matmul, requantized output"))

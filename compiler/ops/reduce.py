@@ -11,12 +11,16 @@ ReduceMean of an empty set, undefined in ONNX, is NaN for floats (0/0) and 0 for
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
-from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.graph.ir import UNKNOWN, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -27,67 +31,29 @@ from compiler.ops.base import (
     norm_axis,
     register,
 )
+from compiler.ops.cast import cast_expr
+from compiler.ops.common import (
+    ALL_NUMERIC,
+    NUMERIC,
+    compute_dtype,
+    const,
+    expand_index,
+    hold,
+    identity,
+    keep_index,
+    nan_eq,
+    need,
+    reduce_over,
+    reduced_shape,
+    scalar_input,
+    to,
+    work_dtype,
+)
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 D = DType
-FLOATS = (D.float16, D.bfloat16, D.float32, D.float64)
-WIDE_INTS = (D.int32, D.int64, D.uint32, D.uint64)
-ALL_INTS = (D.int8, D.int16, D.int32, D.int64, D.uint8, D.uint16, D.uint32, D.uint64)
-NUMERIC = WIDE_INTS + FLOATS
-ALL_NUMERIC = ALL_INTS + FLOATS
-
-
-def compute_dtype(dt: np.dtype) -> np.dtype:
-    """The dtype a reference computes in: float16 and bfloat16 widen to float32."""
-    dt = np.dtype(dt)
-    if dt in (np.dtype(np.float16), D.bfloat16.np):
-        return np.dtype(np.float32)
-    return dt
-
-
-def need(ctx: InferCtx, i: int, name: str) -> TensorType:
-    """Input i's type; a clean error when the (required) input is absent."""
-    t = ctx.input(i)
-    if t is None:
-        raise ctx.fail(f"input {i} ({name}) is required")
-    return t
-
-
-def scalar_input(ctx: InferCtx, i: int, name: str, dtypes: Sequence[DType]) -> int | None:
-    """Check a 0-D or one-element 1-D integer input; its value when constant."""
-    t = need(ctx, i, name)
-    check_dtype(ctx, t, dtypes, name)
-    if t.shape is not None and (len(t.shape) > 1 or t.shape[:1] not in ((), (1,))
-                                and isinstance(t.shape[0], int)):
-        raise ctx.fail(f"{name} must be a scalar or a one-element 1-D tensor, got {t}")
-    v = ctx.const(i)
-    if v is None:
-        return None
-    if v.size != 1:
-        raise ctx.fail(f"{name} must hold exactly one value, got {v.size}")
-    return int(v.reshape(-1)[0])
-
-
-def reduced_shape(ctx: InferCtx, shape: tuple[Dim, ...] | None, axes: Sequence[int] | None,
-                  count: int | None, keepdims: bool) -> tuple[Dim, ...] | None:
-    """Shape after reducing `axes` (None: values unknown, `count` of them if known)."""
-    if axes is None:
-        if shape is None:
-            return None
-        if keepdims:
-            return tuple(1 if d == 1 else UNKNOWN for d in shape)
-        if count is None:
-            return None
-        if count > len(shape):
-            raise ctx.fail(f"{count} axes for rank {len(shape)}")
-        return (UNKNOWN,) * (len(shape) - count)
-    if shape is None:
-        return None
-    norm = [norm_axis(ctx, a, len(shape)) for a in axes]
-    if len(set(norm)) != len(norm):
-        raise ctx.fail(f"axes {list(axes)} repeat an axis")
-    if keepdims:
-        return tuple(1 if i in norm else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in norm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,6 +184,110 @@ def _reduce_ref(name: str):
     return ref
 
 
+# -- lowering: `pre` maps an element (in the compute dtype), `kind` reduces, `post` finishes
+# the reduced value given the number of elements reduced; the result is cast to x's dtype.
+
+Pre = Callable[[Expr], Expr]
+Post = Callable[[Expr, int], Expr]
+
+
+def _float_post_expr(fn: str) -> Post:
+    """`_float_post`: the intrinsic `fn` of the reduced value, integers through float64."""
+
+    def post(acc: Expr, n: int) -> Expr:
+        return B.call(fn, B.cast(D.float64, acc) if not acc.dtype.is_float else acc)
+
+    return post
+
+
+def _mean_post(acc: Expr, n: int) -> Expr:
+    if acc.dtype.is_float:
+        return acc / const(n, acc.dtype)
+    if n == 0:
+        return const(0, acc.dtype)
+    return B.truncdiv(acc, const(n, acc.dtype))  # |s| // n with s's sign
+
+
+def _square(v: Expr) -> Expr:
+    return v * v
+
+
+LOWER_REDUCERS: dict[str, tuple[Pre | None, str, Post | None]] = {
+    "ReduceSum": (None, "sum", None),
+    "ReduceMean": (None, "sum", _mean_post),
+    "ReduceMax": (None, "max", None),
+    "ReduceMin": (None, "min", None),
+    "ReduceProd": (None, "prod", None),
+    "ReduceL1": (lambda v: B.call("abs", v), "sum", None),
+    "ReduceL2": (_square, "sum", _float_post_expr("sqrt")),
+    "ReduceSumSquare": (_square, "sum", None),
+    "ReduceLogSum": (None, "sum", _float_post_expr("log")),
+}
+
+
+def _lower_axes(ctx: LowerCtx, rank: int) -> tuple[int, ...]:
+    """`_ref_axes` at compile time (the type relation has checked the range)."""
+    v = ctx.value(1)
+    if v is None or v.size == 0:
+        return () if ctx.attrs["noop_with_empty_axes"] else tuple(range(rank))
+    return tuple(sorted({int(a) % rank for a in v.reshape(-1)}))
+
+
+def _reduce_compute(name: str):
+    def compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+        x = ins[0]
+        out = ctx.out_types[0]
+        axes = _lower_axes(ctx, x.ndim)
+        keep = bool(ctx.attrs["keepdims"])
+        if name == "ReduceLogSumExp":
+            return [_log_sum_exp_compute(x, axes, keep, out.dtype)]
+        pre, kind, post = LOWER_REDUCERS[name]
+        # bools reduce (max/min only) as uint8
+        cd = D.uint8 if x.dtype is D.bool else work_dtype(x.dtype)
+        n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+
+        def elem(v: Expr) -> Expr:
+            v = to(cd, v)
+            return pre(v) if pre is not None else v
+
+        def finish(v: Expr) -> Expr:
+            if post is not None:
+                v = post(v, n)
+            return cast_expr(v, out.dtype)
+
+        if not axes:  # noop_with_empty_axes: the element-wise steps only
+            return [topi.stage(name, out.shape, lambda *i: finish(elem(x[i])), out.dtype)]
+        red = hold(topi.reduce_axes(f"{name}_acc", x, axes, keep, kind, elem, cd,
+                                    identity(kind, cd)), x)
+        if post is None and cd == out.dtype:
+            return [red]
+        return [topi.stage(name, out.shape, lambda *i: finish(red[i]), out.dtype)]
+
+    return compute
+
+
+def _log_sum_exp_compute(x: te.Tensor, axes: tuple[int, ...], keep: bool,
+                         dtype: DType) -> te.Tensor:
+    """log(sum(exp(x - m))) + m in float64, with m the max (0 where it is not finite)."""
+    f64 = D.float64
+
+    m = reduce_over("lse_max", x.shape, axes, True, "max", lambda s, k: to(f64, x[s]))
+
+    def shift(k: tuple[Expr, ...]) -> Expr:
+        return topi.let(m[k], lambda v: B.select(B.call("isfinite", v), v, const(0.0, f64)))
+
+    s = reduce_over("lse_sum", x.shape, axes, True, "sum",
+                    lambda s, k: B.call("exp", to(f64, x[s]) - shift(k)))
+
+    def body(*i: Expr) -> Expr:
+        k = keep_index(i, axes) if keep else expand_index(i, axes)
+        return cast_expr(B.call("log", s[k]) + shift(k), dtype)
+
+    shape = [1 if a in axes else d for a, d in enumerate(x.shape)] if keep else \
+        [d for a, d in enumerate(x.shape) if a not in axes]
+    return topi.stage("ReduceLogSumExp", shape, body, dtype)
+
+
 _REDUCE_ATTRS = {"keepdims": Attr("int", 1), "noop_with_empty_axes": Attr("int", 0)}
 _MAXMIN = NUMERIC + (D.uint8, D.int8, D.bool)
 
@@ -236,7 +306,7 @@ for _name, _dtypes, _since in (
     register(OpDef(
         name=_name, infer=_reduce_infer(_dtypes), ref=_reduce_ref(_name),
         attrs=dict(_REDUCE_ATTRS), kind=Kind.REDUCTION, inputs=(1, 2),
-        upgrade=_upgrade_axes(_since),
+        upgrade=_upgrade_axes(_since), compute=_reduce_compute(_name), shape_inputs=(1,),
         doc=f"{_name} over the axes in input 1 (all axes when absent or empty)",
     ))
 
@@ -275,9 +345,24 @@ def _arg_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.asarray(idx, dtype=np.int64)]
 
 
+def _arg_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """The extreme value along the axis, then the first (or last) index holding it. NaN is
+    the extreme when present (max/min propagate it), so the index is that of a NaN."""
+    x = ins[0]
+    ax = ctx.attrs["axis"] % x.ndim
+    keep = bool(ctx.attrs["keepdims"])
+    m = reduce_over("arg_ext", x.shape, (ax,), True, "max" if ctx.op == "ArgMax" else "min",
+                    lambda s, k: x[s])
+    last = bool(ctx.attrs["select_last_index"])
+    n = x.shape[ax]
+    return [reduce_over(ctx.op, x.shape, (ax,), keep, "max" if last else "min",
+                        lambda s, k: s[ax], where=lambda s, k: nan_eq(x[s], m[k]),
+                        init=te.idx(0 if last else n - 1))]
+
+
 for _name in ("ArgMax", "ArgMin"):
     register(OpDef(
-        name=_name, infer=_arg_infer, ref=_arg_ref, kind=Kind.REDUCTION,
+        name=_name, infer=_arg_infer, ref=_arg_ref, kind=Kind.REDUCTION, compute=_arg_compute,
         attrs={"axis": Attr("int", 0), "keepdims": Attr("int", 1),
                "select_last_index": Attr("int", 0)},
         doc=f"{_name} along one axis, ties to the first (or last) index; int64 indices",
@@ -319,9 +404,36 @@ def _cum_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.moveaxis(y, -1, axis)).astype(x.dtype)]
 
 
+def _cum_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """Each output element reduces the prefix (or suffix) of its row along the axis: a
+    reduction over the whole row with a predicate, in the reference's order."""
+    x = ins[0]
+    ax = int(ctx.value(1).reshape(-1)[0]) % x.ndim
+    n = x.shape[ax]
+    cd = work_dtype(x.dtype)
+    kind = "sum" if ctx.op == "CumSum" else "prod"
+    reverse, exclusive = bool(ctx.attrs["reverse"]), bool(ctx.attrs["exclusive"])
+
+    def body(*i: Expr) -> te.Reduction:
+        r = te.rvar("r", n)
+        pos = te.idx(n - 1) - r.var if reverse else r.var  # the reference's summation order
+        src = i[:ax] + (pos,) + i[ax + 1:]
+        if reverse:
+            cond = pos > i[ax] if exclusive else pos >= i[ax]
+        else:
+            cond = pos < i[ax] if exclusive else pos <= i[ax]
+        return te.reduce(kind, to(cd, x[src]), [r], where=cond)
+
+    acc = topi.stage(f"{ctx.op}_acc", x.shape, body, cd)
+    if cd == x.dtype:
+        return [acc]
+    return [topi.stage(ctx.op, x.shape, lambda *i: to(x.dtype, acc[i]), x.dtype)]
+
+
 for _name in ("CumSum", "CumProd"):
     register(OpDef(
         name=_name, infer=_cum_infer, ref=_cum_ref, kind=Kind.OPAQUE, inputs=(2, 2),
+        compute=_cum_compute, shape_inputs=(1,),
         attrs={"exclusive": Attr("int", 0), "reverse": Attr("int", 0)},
         doc=f"{_name} along the axis in input 1 (optionally exclusive and/or reversed)",
     ))
@@ -376,8 +488,49 @@ def _topk_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]
             np.ascontiguousarray(np.moveaxis(idx, -1, ax)).astype(np.int64)]
 
 
+def _beats(a: Expr, b: Expr, largest: bool) -> Expr:
+    """Whether value a sorts strictly before value b (NaN sorts first when largest, last
+    when smallest, as in the reference's stable argsort)."""
+    if not a.dtype.is_float:
+        return a > b if largest else a < b
+    if not largest:
+        a, b = b, a
+    return B.or_(a > b, B.and_(B.call("isnan", a), B.not_(B.call("isnan", b))))
+
+
+def _topk_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """The rank of each element is the number of elements sorting before it (ties by index);
+    output position j gathers the element of rank j."""
+    x = ins[0]
+    ax = ctx.attrs["axis"] % x.ndim
+    n = x.shape[ax]
+    largest = bool(ctx.attrs["largest"])
+    out_shape = ctx.out_types[0].shape
+
+    def at(i: tuple[Expr, ...], pos: Expr) -> tuple[Expr, ...]:
+        return i[:ax] + (pos,) + i[ax + 1:]
+
+    def rank_body(*i: Expr) -> te.Reduction:
+        q = te.rvar("q", n)
+        a, b = x[at(i, q.var)], x[i]
+        first = B.or_(_beats(a, b, largest), B.and_(nan_eq(a, b), q.var < i[ax]))
+        return te.reduce("sum", te.idx(1), [q], where=first)
+
+    rank = topi.stage("topk_rank", x.shape, rank_body, D.int64)
+
+    def index_body(*i: Expr) -> te.Reduction:
+        p = te.rvar("p", n)
+        return te.reduce("sum", p.var, [p], where=B.eq(rank[at(i, p.var)], i[ax]))
+
+    index = topi.stage("topk_index", out_shape, index_body, D.int64)
+    values = topi.stage("topk_values", out_shape,
+                        lambda *i: x[at(i, topi.safe_index(index[i], n))], x.dtype)
+    return [values, index]
+
+
 register(OpDef(
     name="TopK", infer=_topk_infer, ref=_topk_ref, kind=Kind.OPAQUE, inputs=(2, 2),
+    compute=_topk_compute, shape_inputs=(1,),
     outputs=(2, 2), upgrade=_topk_upgrade,
     attrs={"axis": Attr("int", -1), "largest": Attr("int", 1), "sorted": Attr("int", 1)},
     doc="the K largest (or smallest) values along an axis and their int64 indices",

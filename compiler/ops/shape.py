@@ -381,8 +381,8 @@ def _concat_compute(ctx: LowerCtx, ins: list[Tensor | None]) -> list[Tensor]:
         off = 0
         for x in xs:
             n = x.shape[axis]
-            src = tuple(topi.safe_index(i[a] - te.idx(off), n) if a == axis else i[a]
-                        for a in range(x.ndim))
+            at = topi.safe_index(i[axis] - te.idx(off) if off else i[axis], n)
+            src = tuple(at if a == axis else i[a] for a in range(x.ndim))
             e = x[src] if e is None else B.select(i[axis] >= te.idx(off), x[src], e)
             off += n
         return e

@@ -12,11 +12,30 @@ where the spec rounds; the sum accumulates as ReduceSum does (in float32 for tho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.graph.ir import TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, norm_axis, register
-from compiler.ops.reduce import FLOATS, compute_dtype, need
+from compiler.ops.common import (
+    FLOATS,
+    compute_dtype,
+    const,
+    keep_index,
+    nan_eq,
+    need,
+    reduce_over,
+    to,
+    work_dtype,
+)
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 
 def _upgrade(ictx) -> None:
@@ -79,9 +98,71 @@ def _ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [_FNS[ctx.op](x, _axes(ctx, x)).astype(x.dtype)]
 
 
+# ---------------------------------------------------------------------------------------
+# Lowering: each step rounds to x's dtype as the numpy body does (loop-IR float16/bfloat16
+# arithmetic and intrinsics compute in float32 and round once, like numpy's); the sum
+# accumulates in float32 for those types and rounds once.
+
+
+def _stats(x: te.Tensor, axes: Sequence[int]) -> tuple[te.Tensor, te.Tensor]:
+    """max(x) and sum(exp(x - max)) over axes (keepdims), the sum rounded to x's dtype."""
+    m = reduce_over("sm_max", x.shape, axes, True, "max", lambda s, k: x[s])
+    acc = work_dtype(x.dtype)
+    total = reduce_over("sm_sum", x.shape, axes, True, "sum",
+                        lambda s, k: to(acc, B.call("exp", x[s] - m[k])))
+    if acc != x.dtype:
+        wide = total
+        total = topi.stage("sm_sum_r", wide.shape, lambda *i: to(x.dtype, wide[i]), x.dtype,
+                           inline=False)
+    return m, total
+
+
+def softmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
+    m, total = _stats(x, axes)
+    return topi.stage("Softmax", x.shape, lambda *i: B.call(
+        "exp", x[i] - m[keep_index(i, axes)]) / total[keep_index(i, axes)], x.dtype)
+
+
+def log_softmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
+    m, total = _stats(x, axes)
+
+    def body(*i: Expr) -> Expr:
+        k = keep_index(i, axes)
+        return (x[i] - m[k]) - B.call("log", total[k])
+
+    return topi.stage("LogSoftmax", x.shape, body, x.dtype)
+
+
+def hardmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
+    """1 at the first maximum (in row-major order over `axes`), 0 elsewhere."""
+    lo, hi = axes[0], axes[-1] + 1
+    sub = x.shape[lo:hi]
+    m = reduce_over("hm_max", x.shape, axes, True, "max", lambda s, k: x[s])
+    first = reduce_over("hm_first", x.shape, axes, True, "min",
+                        lambda s, k: topi.flat_index(sub, s[lo:hi]),
+                        where=lambda s, k: nan_eq(x[s], m[k]))
+
+    def body(*i: Expr) -> Expr:
+        hit = B.eq(topi.flat_index(sub, i[lo:hi]), first[keep_index(i, axes)])
+        return B.select(hit, const(1.0, x.dtype), const(0.0, x.dtype))
+
+    return topi.stage("Hardmax", x.shape, body, x.dtype)
+
+
+_STAGES = {"Softmax": softmax_stage, "LogSoftmax": log_softmax_stage, "Hardmax": hardmax_stage}
+
+
+def _compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x = ins[0]
+    ax = ctx.attrs["axis"] % x.ndim
+    axes = tuple(range(ax, x.ndim)) if ctx.attrs.get("coerce_2d", 0) else (ax,)
+    return [_STAGES[ctx.op](x, axes)]
+
+
 for _name in _FNS:
     register(OpDef(
         name=_name, infer=_infer, ref=_ref, kind=Kind.OPAQUE, upgrade=_upgrade,
+        compute=_compute,
         attrs={"axis": Attr("int", -1), "coerce_2d": Attr("int", 0)},
         doc=f"{_name} along `axis` (along all axes from `axis` on when coerce_2d=1)",
     ))

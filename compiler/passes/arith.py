@@ -190,6 +190,12 @@ class Bounds:
         self.ranges[var] = rng if old is None else old.hull(rng)
         self._memo.clear()
 
+    def narrowed(self, var: Var, rng: Interval) -> Bounds:
+        """A copy where `var` ranges over `rng` only (sound where that holds)."""
+        out = Bounds()
+        out.ranges = {**self.ranges, var: rng}
+        return out
+
     def bind(self, var: Var, rng: Interval) -> None:
         """Add a range for `var` (joined with any it has)."""
         self._bind(var, rng)

@@ -33,14 +33,14 @@ _ARG_TYPES: tuple[type, ...] = (bool, int, float, str)
 @dataclass(frozen=True)
 class Arg:
     """One typed pass argument. `low` is an inclusive lower bound for numbers; `choices`
-    restricts strings."""
+    lists the only accepted values."""
 
     name: str
     type: type
     default: ArgValue
     doc: str = ""
     low: int | float | None = None
-    choices: tuple[str, ...] | None = None
+    choices: tuple[ArgValue, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _ARG_TYPES:
@@ -57,7 +57,8 @@ class Arg:
         if self.low is not None and value < self.low:  # type: ignore[operator]
             return f"must be at least {self.low}, got {value}"
         if self.choices is not None and value not in self.choices:
-            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+            options = ", ".join(str(c) for c in self.choices)
+            return f"must be one of {options}, got {value!r}"
         return None
 
 
@@ -114,12 +115,15 @@ def register(info: PassInfo) -> PassInfo:
     return info
 
 
+PassFn = Callable[..., Any]
+
+
 def _decorator(level: str, doc: str, args: Sequence[Arg], applies: Callable[..., bool] | None,
-               output_level: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+               output_level: str | None) -> Callable[[PassFn], PassFn]:
     if "\n" in doc or not doc.strip():
         raise ValueError("a pass doc is one non-empty line")
 
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def deco(fn: PassFn) -> PassFn:
         module = fn.__module__
         name = module.rsplit(".", 1)[-1]
         expected = f"compiler.passes.{level}."
@@ -133,13 +137,13 @@ def _decorator(level: str, doc: str, args: Sequence[Arg], applies: Callable[...,
 
 
 def loop_pass(doc: str, *args: Arg, applies: Callable[..., bool] | None = None,
-              output_level: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              output_level: str | None = None) -> Callable[[PassFn], PassFn]:
     """Register the decorated `fn(func: PrimFunc, **args) -> PrimFunc` as a loop pass."""
     return _decorator("loop", doc, args, applies, output_level)
 
 
 def graph_pass(doc: str, *args: Arg, applies: Callable[..., bool] | None = None,
-               output_level: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+               output_level: str | None = None) -> Callable[[PassFn], PassFn]:
     """Register the decorated `fn(module, **args) -> module` as a graph pass."""
     return _decorator("graph", doc, args, applies, output_level)
 

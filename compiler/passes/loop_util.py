@@ -14,8 +14,9 @@ Everything here is built on `walk`/`transform`/`substitute` from `compiler.loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from compiler.dtypes import DType
 from compiler.loop.ir import (
@@ -24,18 +25,21 @@ from compiler.loop.ir import (
     BinKind,
     BinOp,
     Broadcast,
+    Buffer,
     BufferLoad,
     BufferStore,
     Cast,
     CmpKind,
     CmpOp,
     Expr,
+    FloatImm,
     For,
     IntImm,
     Let,
     LetStmt,
     Node,
     PrimFunc,
+    Ramp,
     SeqStmt,
     Stmt,
     Var,
@@ -43,7 +47,7 @@ from compiler.loop.ir import (
     is_float,
     is_int,
 )
-from compiler.loop.traverse import walk
+from compiler.loop.traverse import children, map_children, transform, walk
 from compiler.passes.arith import Bounds
 
 # ----------------------------------------------------------------------------- names
@@ -258,6 +262,43 @@ def false() -> Expr:
     return IntImm(0, DType.bool)
 
 
+def flatten_seq(s: Node) -> Node | None:
+    """Rewrite rule: flatten nested sequences and drop empty statements."""
+    if isinstance(s, SeqStmt):
+        out = seq_of(s.stmts)
+        return out if out != s else None
+    return None
+
+
+def top_down(node: Node, fn: Callable[[Node, Callable[[Node], Node]], Node | None]) -> Node:
+    """Pre-order rebuild on `map_children`: `fn(n, recurse)` returns a replacement (and may
+    call `recurse` on parts of `n` to continue below), or None to descend into `n`."""
+
+    def go(n: Node) -> Node:
+        out = fn(n, go)
+        return map_children(n, go) if out is None else out
+
+    return go(node)
+
+
+def fold(node: Node, fn: Callable[[Node, list[Any]], Any]) -> Any:
+    """Bottom-up analysis on `walk`/`children`: `fn(n, results of n's children)` (binder
+    positions skipped), computed once per node."""
+    memo: dict[int, Any] = {}
+    for n in reversed(list(walk(node, binders=False))):
+        if id(n) not in memo:
+            memo[id(n)] = fn(n, [memo[id(c)] for c in children(n, binders=False)])
+    return memo[id(node)]
+
+
+def perfect_nest(loop: For) -> list[For]:
+    """`loop` and the loops directly nested in it (each body exactly the next loop)."""
+    chain = [loop]
+    while isinstance(chain[-1].body, For):
+        chain.append(chain[-1].body)
+    return chain
+
+
 def loops_of(node: Node) -> Iterator[For]:
     return (n for n in walk(node) if isinstance(n, For))
 
@@ -280,3 +321,65 @@ def barrier() -> Stmt:
 
 def is_barrier(s: Node) -> bool:
     return isinstance(s, Assert) and s.message == BARRIER_MESSAGE
+
+
+# ----------------------------------------------------------------------------- splitting
+
+
+def split_extent(extent: Expr, factor: int, bounds: Bounds) -> tuple[Expr, bool] | None:
+    """(outer extent, needs a guard) for splitting a loop of `extent` by `factor`, or None
+    when `extent + factor - 1` might overflow its dtype."""
+    dt = extent.dtype
+    if isinstance(extent, IntImm):
+        outer = -(-extent.value // factor) if extent.value > 0 else 0
+        return IntImm(outer, dt), extent.value % factor != 0
+    rng = bounds.of(extent)
+    if rng is None or rng.hi + factor - 1 > int_range(dt)[1]:
+        return None
+    if rng.hi <= factor:
+        return IntImm(1 if rng.hi > 0 else 0, dt), True
+    bumped = BinOp(BinKind.add, extent, IntImm(factor - 1, dt))
+    return BinOp(BinKind.floordiv, bumped, IntImm(factor, dt)), True
+
+
+def scaled(outer: Var, factor: int, inner: Var) -> Expr:
+    """`outer * factor + inner`."""
+    dt = outer.dtype
+    return BinOp(BinKind.add, BinOp(BinKind.mul, outer, IntImm(factor, dt)), inner)
+
+
+def offset(base: Expr, e: Expr) -> Expr:
+    """`base + e`, or `e` when `base` is 0."""
+    return e if base == IntImm(0, base.dtype) else BinOp(BinKind.add, base, e)
+
+
+def trivial(e: Expr) -> bool:
+    """Not worth a name: a variable, an immediate, or a broadcast/ramp of those."""
+    if isinstance(e, Broadcast):
+        return trivial(e.value)
+    if isinstance(e, Ramp):
+        return trivial(e.base) and trivial(e.stride)
+    return isinstance(e, (Var, IntImm, FloatImm))
+
+
+def size(e: Node) -> int:
+    return sum(1 for _ in walk(e, binders=False))
+
+
+def retarget(node: Node, old: str, new: Buffer) -> Node:
+    """Point every load/store of the buffer named `old` at `new`."""
+
+    def fn(n: Node) -> Node | None:
+        if isinstance(n, BufferLoad) and n.buffer.name == old:
+            return BufferLoad(new, n.indices)
+        if isinstance(n, BufferStore) and n.buffer.name == old:
+            return BufferStore(new, n.value, n.indices)
+        return None
+
+    return transform(node, fn)
+
+
+def const_shape(buf: Buffer) -> list[int] | None:
+    if all(isinstance(d, IntImm) for d in buf.shape):
+        return [d.value for d in buf.shape]  # type: ignore[attr-defined]
+    return None

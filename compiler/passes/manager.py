@@ -26,7 +26,7 @@ from compiler.errors import AnvilError
 from compiler.loop.ir import PrimFunc
 from compiler.loop.verifier import verify
 from compiler.passes.base import all_passes
-from compiler.passes.pipeline import Pipeline, PipelineError, PassSpec, parse_pipeline
+from compiler.passes.pipeline import PassSpec, Pipeline, PipelineError, parse_pipeline
 
 
 class PassFailed(RuntimeError):

@@ -82,7 +82,8 @@ class Executable:
                 raise UnsupportedError(f"unknown op {e.op!r}", where)
             ins = [env[a] if a is not None else None for a in e.args]
             if not op.host:
-                ins = [np.ascontiguousarray(x) if x is not None else None for x in ins]
+                ins = [x if x is None or (isinstance(x, np.ndarray) and x.flags.c_contiguous)
+                       else np.ascontiguousarray(x).reshape(np.shape(x)) for x in ins]
             if op.host:
                 ctx = EvalCtx(e.op, e.attr_dict, len(b.outs), [o.type for o in b.outs],
                               lambda f, xs, env=env: self._run_function(f, xs, env, None,

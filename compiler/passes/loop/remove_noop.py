@@ -20,11 +20,10 @@ from compiler.loop.ir import (
     LetStmt,
     Node,
     PrimFunc,
-    SeqStmt,
 )
 from compiler.loop.traverse import rewrite
 from compiler.passes.base import loop_pass
-from compiler.passes.loop_util import empty, is_barrier, is_empty, seq_of
+from compiler.passes.loop_util import empty, flatten_seq, is_barrier, is_empty
 
 
 def drop_eval(s: Node) -> Node | None:
@@ -53,13 +52,6 @@ def drop_empty_block(s: Node) -> Node | None:
         return empty()
     if isinstance(s, IfThenElse) and s.else_ is not None and is_empty(s.else_):
         return IfThenElse(s.cond, s.then, None)
-    return None
-
-
-def flatten_seq(s: Node) -> Node | None:
-    if isinstance(s, SeqStmt):
-        out = seq_of(s.stmts)
-        return out if out != s else None
     return None
 
 

@@ -9,7 +9,7 @@ overflow its dtype (undefined behaviour) is left alone.
 from __future__ import annotations
 
 from compiler.loop.ir import BinKind, BinOp, For, ForKind, IntImm, Node, PrimFunc, int_range
-from compiler.loop.traverse import substitute, transform
+from compiler.loop.traverse import substitute, transform, walk
 from compiler.passes.arith import const_value
 from compiler.passes.base import Arg, loop_pass
 from compiler.passes.loop_util import loops_of, seq_of
@@ -45,12 +45,20 @@ def _applies(func: PrimFunc, max_extent: int, innermost: bool) -> bool:
            Arg("innermost", bool, True, "only unroll serial loops without inner loops"),
            applies=_applies)
 def unroll(func: PrimFunc, max_extent: int, innermost: bool) -> PrimFunc:
+    made: list[Node] = []  # unrolled copies: a loop around them was not innermost
+
     def visit(n: Node) -> Node | None:
         if not isinstance(n, For) or not _candidate(n, max_extent, innermost):
             return None
+        if innermost and n.kind is ForKind.serial and made:
+            ids = {id(m) for m in made}
+            if any(id(x) in ids for x in walk(n.body)):
+                return None
         ext = const_value(n.extent)
         assert isinstance(ext, int)
-        return seq_of(substitute(n.body, {n.var: _value(n, k)}) for k in range(max(ext, 0)))
+        out = seq_of(substitute(n.body, {n.var: _value(n, k)}) for k in range(max(ext, 0)))
+        made.append(out)
+        return out
 
     out = transform(func, visit)
     assert isinstance(out, PrimFunc)

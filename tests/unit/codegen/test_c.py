@@ -503,7 +503,8 @@ def test_parallel_loop_runs_on_several_threads_of_one_pool(cache: Path) -> None:
     src = emit_c(f)
     assert "#pragma omp parallel for schedule(static)" in src
     # Record which OpenMP thread ran each iteration.
-    src = "int omp_get_thread_num(void);\n" + src.replace("O[i] = 0;", "O[i] = omp_get_thread_num();")
+    src = src.replace("O[i] = 0;", "O[i] = omp_get_thread_num();")
+    src = "int omp_get_thread_num(void);\n" + src
     path = build_shared_object(src, gcc_flags(), cache)
     lib = ctypes.CDLL(str(path))
     kernel = NativeKernel(f, ctypes.cast(lib.who, ctypes.c_void_p).value, lib)

@@ -372,6 +372,16 @@ def test_exact_intrinsics(dtype: DType, lanes: int) -> None:
         assert same_bits(got, want.astype(out.np)), f.name
 
 
+def test_fmod_by_nan_of_a_select_is_not_folded_to_poison() -> None:
+    """LLVM 22's library-call simplifier turns this fmodf into `frem nnan` (poison), and
+    the store of the result disappears; libm calls must stay opaque to it."""
+    c, o = buffer("C", D.bool, [1]), buffer("O", D.float32, [1])
+    value = call("fmod", Select(c[0], const(2.5), const(7.0)), const(float("nan")))
+    f = PrimFunc("fmod_nan", (c, o), store(o, value, 0))
+    got = run_native(f, np.array([True]), np.zeros(1, np.float32))[1]
+    assert np.isnan(got[0])
+
+
 @pytest.mark.parametrize("dtype", [D.float32, D.float64, D.float16, D.bfloat16])
 def test_transcendental_intrinsics_call_libm(dtype: DType) -> None:
     rng = np.random.default_rng(8)

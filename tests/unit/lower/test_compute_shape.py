@@ -185,6 +185,7 @@ def test_onehot_trilu_reverse(target):
     check(target, "OneHot", [ind, np.array(4.0, np.float32), values], {"axis": 1})
     f = np.array([1.7, -0.5, np.nan, np.inf, -2.2, 1e30], np.float32)
     check(target, "OneHot", [f, np.array([3], I64), values.astype(np.int8)])
+    check(target, "OneHot", [f[:5].astype(np.float16), np.array([3], I64), values], {"axis": 0})
     x = floats(2, 3, 5)
     for k in (None, np.array(-1, I64), np.array(2, I64), np.array(-2**62, I64)):
         for upper in (0, 1):
