@@ -69,7 +69,7 @@ class NativeKernel:
             raise ExecutionError(f"{self.func.name} takes {len(params)} arguments, "
                                  f"got {len(args)}")
         scalars = {p.name: a for p, a in zip(params, args, strict=True) if isinstance(p, Var)}
-        cargs = [self._buffer_arg(p, a, scalars) if isinstance(p, Buffer) else a
+        cargs = [self._buffer_arg(p, a, scalars) if isinstance(p, Buffer) else _scalar_arg(p, a)
                  for p, a in zip(params, args, strict=True)]
         status = self._cfunc(*cargs)
         if status:
@@ -97,3 +97,10 @@ class NativeKernel:
             raise ExecutionError(f"{self.func.name}: buffer {p.name} holds {a.size} elements, "
                                  f"needs {need}")
         return a.ctypes.data
+
+
+def _scalar_arg(p: Var, a: object) -> object:
+    """16-bit floats travel as their raw bits; everything else as the value itself."""
+    if p.dtype in (DType.float16, DType.bfloat16):
+        return int(np.asarray(a, dtype=p.dtype.np).view(np.uint16))
+    return a

@@ -251,6 +251,8 @@ class ExprEmitter:
             if dt.is_signed:
                 return f"{self.use(helper_name(op.name, dt))}({a}, {b})"
             return f"({a} {'/' if op is BinKind.floordiv else '%'} {b})"
+        if op is BinKind.shr and dt.bits == 64:  # `5 >> 40` would shift a 32-bit int
+            a = f"({VALUE_CTYPE[dt]}){a}"
         if op in _PLAIN:
             return f"({a} {_PLAIN[op]} {b})"
         raise self.fail(e, f"no C lowering of {op.label} on {dt.value}")
@@ -264,8 +266,10 @@ class ExprEmitter:
             text = self.expr(e.a, lane)
             return f"(-({text}))" if text.startswith("-") else f"(-{text})"
         ct = VALUE_CTYPE[e.dtype]
+        if e.dtype.bits == 64:  # the operand's C type may be a 32-bit int (`~1`)
+            return f"(~({ct}){self.expr(e.a, lane)})"
         text = f"~{self.expr(e.a, lane)}"
-        return f"({text})" if e.dtype.bits >= 32 else f"(({ct}){text})"
+        return f"({text})" if e.dtype.bits == 32 else f"(({ct}){text})"
 
     def cast(self, e: Cast, lane: str | None) -> str:
         src, dst = e.value.dtype, e.dtype

@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from compiler.codegen.c_reserved import HEADER_NAMES, OPENMP_NAMES
 from compiler.dtypes import DType
 
 D = DType
@@ -51,7 +52,9 @@ def int_literal(value: int, dtype: DType) -> str:
         return "INT64_MIN"
     if dtype is D.int32 and value == -(1 << 31):
         return "INT32_MIN"
-    if dtype in (D.uint32, D.uint64):
+    if dtype is D.uint64:
+        return f"{value}ull"  # 64 bits wide even where the value is small (`~1ull`)
+    if dtype is D.uint32:
         return f"{value}u"
     return str(value)
 
@@ -93,13 +96,10 @@ _LIBM = frozenset(
     acosh atanh erf erfc floor ceil trunc round rint nearbyint fabs pow atan2 fmod copysign
     hypot nextafter ldexp frexp fmin fmax fma cbrt lround lrint modf remainder
     """.split() for s in ("", "f", "l"))
-_LIBC = frozenset("""
-isnan isinf isfinite signbit fpclassify isnormal malloc calloc realloc free memcpy memset
-memmove memcmp abort exit main errno size_t ptrdiff_t intptr_t uintptr_t int8_t int16_t
-int32_t int64_t uint8_t uint16_t uint32_t uint64_t intmax_t uintmax_t status lane
-omp_get_thread_num omp_get_num_threads omp_get_max_threads
+_OTHERS = frozenset("""
+isnan isinf isfinite signbit fpclassify isnormal errno main status lane
 """.split())
-RESERVED = _C_KEYWORDS | _LIBM | _LIBC
+RESERVED = _C_KEYWORDS | _LIBM | _OTHERS | HEADER_NAMES | OPENMP_NAMES
 _MACRO = re.compile(
     r"^(U?INT\w*|SIZE_\w*|PTRDIFF_\w*|NULL|INFINITY|NAN|HUGE_VAL\w*|FP_\w*|MATH_\w*|RAND_MAX"
     r"|EXIT_\w*|MB_CUR_MAX|WCHAR_\w*|WINT_\w*|SIG_ATOMIC_\w*|FLT_\w*|DBL_\w*|LDBL_\w*|M_\w*"
@@ -125,8 +125,10 @@ class Names:
 
     def fresh(self, name: str) -> str:
         base = sanitize(name)
+        if _MACRO.match(base):  # a macro of the C headers
+            base = "v_" + base
         text, k = base, 0
-        while text in self.used or text in self.taken or _MACRO.match(text):
+        while text in self.used or text in self.taken:
             k += 1
             text = f"{base}_{k}"
         self.used.add(text)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes.util
 import functools
 import hashlib
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 import llvmlite.binding as llvm
 
 from compiler.codegen.abi import NativeKernel
-from compiler.codegen.llvm_stmt import THREADS_GLOBAL, ModuleBuilder, lower_func
+from compiler.codegen.llvm_stmt import OMP_STATE, THREADS_GLOBAL, ModuleBuilder, lower_func
 from compiler.errors import AnvilError, UnsupportedError
 from compiler.loop.ir import PrimFunc
 from compiler.loop.printer import print_func
@@ -39,6 +40,12 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _lock = threading.RLock()
 _cache: OrderedDict[str, LLVMModule] = OrderedDict()
 _ready = False
+_omp_state = (ctypes.c_int32 * 2)()  # [libgomp used by this process, run parallel loops serially]
+
+
+def _after_fork_in_child() -> None:
+    # libgomp's worker threads are gone in a forked child, and its pool would hang there.
+    _omp_state[1] = 1 if _omp_state[0] or _omp_state[1] else 0
 
 
 class CodegenError(AnvilError):
@@ -70,6 +77,8 @@ def _initialise() -> None:
             except RuntimeError as err:
                 if required:
                     raise CodegenError(f"the LLVM backend needs lib{lib}: {err}") from None
+        llvm.add_symbol(OMP_STATE, ctypes.addressof(_omp_state))
+        os.register_at_fork(after_in_child=_after_fork_in_child)
         _ready = True
 
 

@@ -7,7 +7,9 @@
   and trip count, and every value the body uses. The caller hands it to libgomp's
   `GOMP_parallel`; each thread of the team runs its static chunk of iterations (computed
   from `omp_get_thread_num`/`omp_get_num_threads`). Parallel loops nested inside run
-  serially, and thread-bound loops (a GPU construct) always run serially.
+  serially, and thread-bound loops (a GPU construct) always run serially. libgomp's pool
+  does not survive fork(): in a child of a process that used it, the body runs as a team of
+  one in the calling thread (see `OMP_STATE`).
 - A failed `Assert` frees the function's live heap allocations and returns its 1-based
   index in `walk` pre-order; inside a parallel body it stores the index into the closure's
   status word (first failure wins), and the caller returns it after the team joins.
@@ -46,6 +48,10 @@ STACK_BUDGET = 128 * 1024
 UNROLL_EXTENT = 8  # unrolled loops up to this constant extent are unrolled in codegen,
 UNROLL_COPIES = 64  # as long as nested unrolling makes at most this many body copies
 THREADS_GLOBAL = "anvil.threads"  # i64 bit mask of OpenMP thread numbers that ran iterations
+# Process-wide {i32 gomp_used, i32 serial_only}, defined by the Python side (llvm.py): libgomp's
+# thread pool does not survive fork(), so a child of a process that used it runs parallel
+# loops in the calling thread.
+OMP_STATE = "anvil_omp_state"
 
 
 def _reg(v: V) -> bool:
@@ -66,7 +72,8 @@ class ModuleBuilder:
         head = [f'target datalayout = "{datalayout}"'] if datalayout else []
         head += [f'target triple = "{triple}"'] if triple else []
         return "\n".join([
-            *head, f"@{THREADS_GLOBAL} = global i64 0", "",
+            *head, f"@{THREADS_GLOBAL} = global i64 0",
+            f"@{OMP_STATE} = external global [2 x i32]", "",
             *self.decls.lines.values(), "", *self.functions,
             "attributes #0 = { nounwind }", LIBM_ATTRIBUTES, "",
         ])
@@ -237,8 +244,19 @@ class FuncGen(ExprGen):
             team = f.conv("zext", f.call("i32", decls.need("omp_get_max_threads", "i32")), "i64")
         team = f.call("i64", decls.intrinsic("umin", "i64", 2), team, n64)
         gomp = decls.need("GOMP_parallel", "void", "ptr", "ptr", "i32", "i32")
+        state = f.val("i32", f"load atomic i32, ptr getelementptr ([2 x i32], ptr @{OMP_STATE}, "
+                             f"i32 0, i32 1) monotonic, align 4")
+        team_label, direct, joined = self.label("team"), self.label("direct"), self.label("join")
+        f.cbr(f.cmp("icmp", "ne", state, "0"), direct, team_label)
+        f.start(team_label)
+        f.emit(f"store atomic i32 1, ptr @{OMP_STATE} monotonic, align 4")
         f.emit(f"call void @{gomp}(ptr @{body}, {closure}, {f.conv('trunc', team, 'i32')}, "
                f"i32 0)")
+        f.br(joined)
+        f.start(direct)  # a forked child: run the body as a team of one, in this thread
+        f.emit(f"call void @{body}({closure})")
+        f.br(joined)
+        f.start(joined)
         status = f.val("i32", f"load i32, {slots[0]}")
         bad = self.label("parfail")
         f.cbr(f.cmp("icmp", "ne", status, "0"), bad, done)

@@ -512,7 +512,7 @@ def const(value: int | float | bool, dtype: DType | None = None, lanes: int = 1)
         imm: Expr = FloatImm(round_float(float(value), dtype), dtype)
     else:
         lo, hi = int_range(dtype)
-        if not lo <= int(value) <= hi or float(value) != int(value):
+        if not lo <= int(value) <= hi or (isinstance(value, float) and value != int(value)):
             raise ValueError(f"{value!r} is not a value of {dtype}")
         imm = IntImm(int(value), dtype)
     return imm if lanes == 1 else Broadcast(imm, lanes)

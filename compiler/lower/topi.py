@@ -381,18 +381,11 @@ def _cheap(e: Expr) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# stages that keep their producers alive
+# stages
 
 
 def stage(name: str, shape: Sequence[int], fn: Callable[..., Expr | te.Reduction],
           dtype: DType | None = None, inline: bool = True) -> Tensor:
-    """`te.compute`, and the new stage holds references to the stages its body reads.
-
-    `te` finds a stage's producers through a weak buffer -> tensor map, so an intermediate
-    stage that only a consumer's body refers to is collected once the Python function that
-    built it returns, and lowering then reports its buffer undefined. Until `te.compute`
-    records producers itself, build multi-stage computes with this."""
-    t = compute(name, shape, fn, dtype, inline)
-    producers = [te._BY_BUFFER.get(b) for b in te._loads(t.body)]
-    t.extra["producers"] = list({id(p): p for p in producers if p is not None}.values())
-    return t
+    """`te.compute` (which now records the stages a body reads in `Tensor.deps`, keeping
+    them alive for lowering); kept for the computes that call it."""
+    return compute(name, shape, fn, dtype, inline)

@@ -352,10 +352,10 @@ def _matmul_stage(name: str, shape, lhs: Load, rhs: Load, kdim: int, out: DType,
             y = B.cast(acc, y)
         return te.reduce("sum", x * y, [r])
 
-    res = topi.stage(name, shape, body, acc)
+    res = te.compute(name, shape, body, acc)
     if acc == out:
         return res
-    return topi.stage(f"{name}_r", shape, lambda *i: B.cast(out, res[i]), out)
+    return te.compute(f"{name}_r", shape, lambda *i: B.cast(out, res[i]), out)
 
 
 def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
@@ -369,7 +369,7 @@ def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
         r = te.rvar("j", n)
         return te.reduce("max", x[(*i, r.var)], [r])
 
-    m = topi.stage(f"{name}_max", shape[:-1], rowmax)
+    m = te.compute(f"{name}_max", shape[:-1], rowmax)
 
     def shifted(*i):
         mi = m[i[:-1]]
@@ -377,7 +377,7 @@ def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
             mi = topi.let(mi, lambda v: B.select(B.eq(v, -inf), _fimm(0.0, dt), v))
         return B.call("exp", x[i] - mi)
 
-    e = topi.stage(f"{name}_exp", shape, shifted, dt, inline=False)
+    e = te.compute(f"{name}_exp", shape, shifted, dt, inline=False)
     sdt = _sum_acc(dt)
 
     def rowsum(*i):
@@ -385,7 +385,7 @@ def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
         v = e[(*i, r.var)]
         return te.reduce("sum", B.cast(sdt, v) if sdt != dt else v, [r])
 
-    s = topi.stage(f"{name}_sum", shape[:-1], rowsum, sdt)
+    s = te.compute(f"{name}_sum", shape[:-1], rowsum, sdt)
 
     def div(*i):
         si = s[i[:-1]]
@@ -395,7 +395,7 @@ def _softmax_stages(name: str, x: te.Tensor, dead_rows: bool) -> te.Tensor:
             si = topi.let(si, lambda v: B.select(B.eq(v, _fimm(0.0, dt)), _fimm(1.0, dt), v))
         return e[i] / si
 
-    return topi.stage(f"{name}_p", shape, div, dt)
+    return te.compute(f"{name}_p", shape, div, dt)
 
 
 def _attention_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
@@ -411,8 +411,8 @@ def _attention_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
     past = pk.shape[2] if pk is not None else 0
     t = past + (k.shape[1] if q.ndim == 3 else k.shape[2])
     grp = hq // hkv
-    present_k = topi.stage("present_key", (b, hkv, t, dq), _with_past(pk, kload))
-    present_v = topi.stage("present_value", (b, hkv, t, dv), _with_past(pv, vload))
+    present_k = te.compute("present_key", (b, hkv, t, dq), _with_past(pk, kload))
+    present_v = te.compute("present_value", (b, hkv, t, dv), _with_past(pv, vload))
 
     scale = a.get("scale")
     if scale is None:
@@ -428,12 +428,12 @@ def _attention_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
     cap = a["softcap"]
     capped = qk
     if cap > 0:
-        capped = topi.stage("softcap", qk.shape, lambda *i: B.call(
+        capped = te.compute("softcap", qk.shape, lambda *i: B.call(
             "tanh", qk[i] / _fimm(cap, dt)) * _fimm(cap, dt), dt)
     bias = _attention_bias_load(a, mask, nonpad, past, sq, t, dt)
-    scores = topi.stage("scores", qk.shape, lambda *i: capped[i] + bias(*i), dt)
+    scores = te.compute("scores", qk.shape, lambda *i: capped[i] + bias(*i), dt)
     pdt = PRECISIONS[a["softmax_precision"]] if a.get("softmax_precision") is not None else dt
-    sc = scores if pdt == dt else topi.stage("scores_p", qk.shape,
+    sc = scores if pdt == dt else te.compute("scores_p", qk.shape,
                                              lambda *i: B.cast(pdt, scores[i]), pdt)
     probs = _softmax_stages("softmax", sc, True)
     inf = _fimm(float("inf"), dt)
@@ -442,13 +442,13 @@ def _attention_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         r = te.rvar("j", t)
         return te.reduce("max", bias(bb, h, i, r.var), [r])
 
-    dead = topi.stage("dead", (b, hq, sq), rowdead, dt)
-    probs_dt = topi.stage("probs", qk.shape, lambda bb, h, i, j: B.cast(dt, B.select(
+    dead = te.compute("dead", (b, hq, sq), rowdead, dt)
+    probs_dt = te.compute("probs", qk.shape, lambda bb, h, i, j: B.cast(dt, B.select(
         B.eq(dead[bb, h, i], -inf), _fimm(0.0, pdt), probs[bb, h, i, j])), dt)
     y4 = _matmul_stage("pv", (b, hq, sq, dv), lambda *i: probs_dt[i],
                        lambda bb, h, j, d: present_v[bb, kv_head(h), j, d], t, dt, _acc(dt, vdt))
     if q.ndim == 3:
-        y = topi.stage("y", (b, sq, hq * dv), lambda bb, i, c: y4[
+        y = te.compute("y", (b, sq, hq * dv), lambda bb, i, c: y4[
             bb, B.floordiv(c, idx(dv)), i, B.floormod(c, idx(dv))])
     else:
         y = y4
@@ -626,7 +626,7 @@ def _rotary_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         y = B.select(second, imag, real)
         return B.select(d < idx(rot), y, xl(d)) if rot < head else y
 
-    return [topi.stage("rotary", x.shape, body, x.dtype)]
+    return [te.compute("rotary", x.shape, body, x.dtype)]
 
 
 register(OpDef(
@@ -755,9 +755,9 @@ def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
     sdt = state.dtype if state is not None else q.dtype
     shape = (b, hkv, dk, dv)
     if state is not None:
-        s = topi.stage("state0", shape, lambda *i: B.cast(f32, state[i]), f32)
+        s = te.compute("state0", shape, lambda *i: B.cast(f32, state[i]), f32)
     else:
-        s = topi.stage("state0", shape, lambda *i: _fimm(0.0, f32), f32)
+        s = te.compute("state0", shape, lambda *i: _fimm(0.0, f32), f32)
     gper = decay.shape[2] // hkv if decay is not None else 0
     outs = []
     for i in range(t):
@@ -768,14 +768,14 @@ def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
                 col = h * idx(gper) + (d if gper > 1 else idx(0))
                 g = decay[bb, ii, col]
                 return prev[bb, h, d, m] * B.call("exp", g if g.dtype == f32 else B.cast(f32, g))
-            prev = topi.stage(f"decayed{i}", shape, decayed, f32)
+            prev = te.compute(f"decayed{i}", shape, decayed, f32)
         vt: Load = lambda bb, h, m, ii=ii: ld(v, dv, bb, ii, h, m)  # noqa: E731
         if beta is not None:
             def kv_read(bb, h, m, prev=prev, ii=ii):
                 r = te.rvar("d", dk)
                 return te.reduce("sum", prev[bb, h, r.var, m] * ld(k, dk, bb, ii, h, r.var), [r])
 
-            kv = topi.stage(f"kv{i}", (b, hkv, dv), kv_read, f32)
+            kv = te.compute(f"kv{i}", (b, hkv, dv), kv_read, f32)
 
             def delta(bb, h, m, kv=kv, ii=ii):
                 hb = h if beta.shape[2] == hkv else idx(0)
@@ -783,9 +783,9 @@ def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
                 be = be if be.dtype == f32 else B.cast(f32, be)
                 return be * (ld(v, dv, bb, ii, h, m) - kv[bb, h, m])
 
-            vstage = topi.stage(f"v{i}", (b, hkv, dv), delta, f32)
+            vstage = te.compute(f"v{i}", (b, hkv, dv), delta, f32)
             vt = lambda bb, h, m, vs=vstage: vs[bb, h, m]  # noqa: E731
-        s = topi.stage(f"state{i + 1}", shape, lambda bb, h, d, m, prev=prev, vt=vt, ii=ii:
+        s = te.compute(f"state{i + 1}", shape, lambda bb, h, d, m, prev=prev, vt=vt, ii=ii:
                        prev[bb, h, d, m] + ld(k, dk, bb, ii, h, d) * vt(bb, h, m),
                        f32, inline=False)
 
@@ -794,7 +794,7 @@ def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
             hk = B.floordiv(h, idx(grp)) if grp > 1 else h
             return te.reduce("sum", ld(q, dk, bb, ii, h, r.var) * s[bb, hk, r.var, m], [r])
 
-        outs.append(topi.stage(f"out{i}", (b, hq, dv), read, f32))
+        outs.append(te.compute(f"out{i}", (b, hq, dv), read, f32))
 
     def scaled(e: Expr) -> Expr:
         if a["scale"]:
@@ -803,11 +803,13 @@ def _linear_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         return B.cast(f32, _fimm(float(1.0 / np.sqrt(dk)), f64) * B.cast(f64, e))
 
     def y(bb, i, c):
+        if not outs:  # no time steps: an empty output
+            return _fimm(0.0, q.dtype)
         h, m = B.floordiv(c, idx(dv)), B.floormod(c, idx(dv))
         return B.cast(q.dtype, scaled(_steps_select(outs, i, lambda o: o[bb, h, m])))
 
-    ys = topi.stage("y", (b, t, hq * dv), y, q.dtype)
-    final = topi.stage("state", shape, lambda *i: B.cast(sdt, s[i]), sdt)
+    ys = te.compute("y", (b, t, hq * dv), y, q.dtype)
+    final = te.compute("state", shape, lambda *i: B.cast(sdt, s[i]), sdt)
     return [ys, final][: len(ctx.out_types)]
 
 
@@ -896,7 +898,7 @@ def _const_stage(name: str, value: np.ndarray) -> te.Tensor:
     dt = DType.from_np(value.dtype)
     flat = value.reshape(-1)
     if flat.size and (flat == flat[0]).all() and not np.isnan(flat[0:1].astype(float)).any():
-        return topi.stage(name, value.shape, lambda *i: topi.scalar(flat[0].item(), dt), dt)
+        return te.compute(name, value.shape, lambda *i: topi.scalar(flat[0].item(), dt), dt)
     if flat.size > _MAX_CONST:
         raise ValueError(f"constant of {flat.size} elements")
 
@@ -907,7 +909,7 @@ def _const_stage(name: str, value: np.ndarray) -> te.Tensor:
             e = B.select(B.eq(f, idx(n)), topi.scalar(flat[n].item(), dt), e)
         return e
 
-    return topi.stage(name, value.shape, body, dt)
+    return te.compute(name, value.shape, body, dt)
 
 
 def _inline_function(ctx: LowerCtx, fn, args: list[te.Tensor]) -> list[te.Tensor]:
@@ -920,7 +922,6 @@ def _inline_function(ctx: LowerCtx, fn, args: list[te.Tensor]) -> list[te.Tensor
     from compiler.ops.base import get_op
 
     env: dict = {p: (a, None) for p, a in zip(fn.params, args, strict=True)}
-    made: list[te.Tensor] = []  # other ops' computes use plain `te.compute`: keep it all alive
 
     def typ(entry):
         t, val = entry
@@ -968,16 +969,12 @@ def _inline_function(ctx: LowerCtx, fn, args: list[te.Tensor]) -> list[te.Tensor
         lctx = LCtx(op.name, attrs, in_types, out_types,
                     {i: known[i] for i in op.shape_inputs
                      if i < len(known) and known[i] is not None}, where)
-        made.extend(h for h in holders if h is not None)
         for o, r in zip(bnd.outs, op.compute(lctx, holders), strict=False):
             env[o] = (r, None)
-            made.append(r)
     out = []
     for r in fn.results:
         t, val = env[r]
-        t = t if t is not None else _const_stage("result", val)
-        t.extra.setdefault("producers", []).extend(made)
-        out.append(t)
+        out.append(t if t is not None else _const_stage("result", val))
     return out
 
 
@@ -999,7 +996,7 @@ def _flex_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
 
     qk = _matmul_stage("qk", (b, hq, sq, skv), lambda bb, h, i, d: q[bb, h, i, d] * s,
                        lambda bb, h, d, j: k[bb, kv_head(h), j, d] * s, e, dt, _acc(dt))
-    scores = qk if cdt == dt else topi.stage("scores", qk.shape,
+    scores = qk if cdt == dt else te.compute("scores", qk.shape,
                                              lambda *i: B.cast(cdt, qk[i]), cdt)
     if a.get("score_mod") is not None:
         scores = _mod_result(ctx, a["score_mod"], scores, cdt)
@@ -1022,7 +1019,7 @@ def _mod_result(ctx: LowerCtx, fn, x: te.Tensor, cdt: DType) -> te.Tensor:
                        f"{list(x.shape)}")
     if r.dtype == cdt:
         return r
-    return topi.stage("mod", r.shape, lambda *i: B.cast(cdt, r[i]), cdt)
+    return te.compute("mod", r.shape, lambda *i: B.cast(cdt, r[i]), cdt)
 
 
 register(OpDef(

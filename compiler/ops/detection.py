@@ -319,9 +319,9 @@ def _roi_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         v = topi.let(yv, lambda yy: topi.let(xv, lambda xx: sample(yy, xx), "xv"), "yv")
         return te.reduce("sum" if a["mode"] == "avg" else "max", v, [iy, ix])
 
-    acc = topi.stage("roi", ctx.out_types[0].shape, body, ct)
+    acc = te.compute("roi", ctx.out_types[0].shape, body, ct)
     div = _c(float(ratio * ratio), ct)
-    return [topi.stage("roi_out", acc.shape, lambda *i: B.cast(
+    return [te.compute("roi_out", acc.shape, lambda *i: B.cast(
         x.dtype, acc[i] / div if a["mode"] == "avg" else acc[i]), x.dtype)]
 
 
@@ -545,8 +545,8 @@ def _gs_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
             term = B.select(valid, term, _c(0.0, ct))
         return te.reduce("sum", term, rv)
 
-    acc = topi.stage("gs", out.shape, body, ct)
-    return [topi.stage("gs_out", out.shape, lambda *i: _to_output(acc[i], out.dtype),
+    acc = te.compute("gs", out.shape, body, ct)
+    return [te.compute("gs_out", out.shape, lambda *i: _to_output(acc[i], out.dtype),
                        out.dtype)]
 
 
@@ -681,7 +681,7 @@ def _ag_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
             acc = term if acc is None else acc + term
         return B.cast(out.dtype, acc)
 
-    return [topi.stage("affine_grid", out.shape, body, out.dtype)]
+    return [te.compute("affine_grid", out.shape, body, out.dtype)]
 
 
 register(OpDef(

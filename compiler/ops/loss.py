@@ -8,14 +8,22 @@ divided by the sum of the weights actually used).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, dim_eq, register
-from compiler.ops.common import FLOATS, compute_dtype, need
-from compiler.ops.softmax import log_softmax
+from compiler.ops.common import FLOATS, compute_dtype, const, hold, need, to, work_dtype
+from compiler.ops.softmax import log_softmax, log_softmax_stage
+
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
 
 REDUCTIONS = ("none", "sum", "mean")
 
@@ -79,6 +87,44 @@ def nll_loss(ctx: EvalCtx, x: np.ndarray, target: np.ndarray,
     return loss
 
 
+def nll_stage(ctx: LowerCtx, x: te.Tensor, target: te.Tensor,
+              weight: te.Tensor | None, dtype: DType) -> te.Tensor:
+    """The loop-IR twin of `nll_loss`: x (log-probabilities) and weight read as `dtype`, the
+    loss cast to `ctx.out_types[0]`. A target out of range reads class 0 (the reference
+    raises); never out of bounds."""
+    ignore = ctx.attrs.get("ignore_index")
+    c = x.shape[1]
+    out = ctx.out_types[0]
+    zero = const(0.0, dtype)
+
+    def terms(t_idx: tuple[Expr, ...]) -> tuple[Expr, Expr]:
+        """(loss, weight) of the target element at t_idx."""
+        t = to(DType.int64, target[t_idx])
+        keep = B.ne(t, te.idx(ignore)) if ignore is not None else None
+        cls = topi.safe_index(B.select(keep, t, te.idx(0)) if keep is not None else t, c)
+        picked = to(dtype, x[(t_idx[0], cls, *t_idx[1:])])
+        w = to(dtype, weight[(cls,)]) if weight is not None else const(1.0, dtype)
+        loss = -picked * w
+        if keep is not None:
+            w, loss = B.select(keep, w, zero), B.select(keep, loss, zero)
+        return loss, w
+
+    if ctx.attrs["reduction"] == "none":
+        return topi.stage("nll", out.shape, lambda *i: to(out.dtype, terms(i)[0]), out.dtype)
+
+    def total(k: int):
+        def body() -> te.Reduction:
+            rs = [te.rvar(f"n{a}", d) for a, d in enumerate(target.shape)]
+            return te.reduce("sum", terms(tuple(r.var for r in rs))[k], rs)
+        return body
+
+    num = topi.stage("nll_sum", (), total(0), dtype)
+    if ctx.attrs["reduction"] == "sum":
+        return hold(topi.stage("nll", (), lambda: to(out.dtype, num[()]), out.dtype), num)
+    den = topi.stage("nll_wsum", (), total(1), dtype)
+    return topi.stage("nll", (), lambda: to(out.dtype, num[()] / den[()]), out.dtype)
+
+
 _ATTRS = {"ignore_index": Attr("int", None), "reduction": Attr("string", "mean")}
 
 
@@ -94,8 +140,15 @@ def _nll_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.asarray(nll_loss(ctx, x.astype(cd), target, w)).astype(x.dtype)]
 
 
+def _nll_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, target = ins[0], ins[1]
+    weight = ins[2] if len(ins) > 2 else None
+    return [nll_stage(ctx, x, target, weight, work_dtype(x.dtype))]
+
+
 register(OpDef(
     name="NegativeLogLikelihoodLoss", infer=_nll_infer, ref=_nll_ref, attrs=dict(_ATTRS),
+    compute=_nll_compute,
     kind=Kind.OPAQUE, inputs=(2, 3),
     doc="-input[n, target[n, d], d] * weight[target], reduced per `reduction`",
 ))
@@ -117,8 +170,17 @@ def _sce_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [loss, lp.astype(x.dtype)][:max(ctx.num_outputs, 1)]
 
 
+def _sce_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x, labels = ins[0], ins[1]
+    weight = ins[2] if len(ins) > 2 else None
+    lp = log_softmax_stage(x, (1,))
+    loss = hold(nll_stage(ctx, lp, labels, weight, work_dtype(x.dtype)), lp)
+    return [loss, lp][:max(len(ctx.out_types), 1)]
+
+
 register(OpDef(
     name="SoftmaxCrossEntropyLoss", infer=_sce_infer, ref=_sce_ref, attrs=dict(_ATTRS),
+    compute=_sce_compute,
     kind=Kind.OPAQUE, inputs=(2, 3), outputs=(1, 2),
     doc="NegativeLogLikelihoodLoss of LogSoftmax(scores, axis=1); log_prob as output 1",
 ))

@@ -4,6 +4,10 @@ MatMul follows numpy.matmul: a 1-D A is a row vector and a 1-D B a column vector
 axis is dropped again), and the batch axes broadcast. Float16/bfloat16 products accumulate in
 float32 and are rounded once; float32 accumulates in float32; integer MatMul wraps like the
 native integer type. MatMulInteger runs in float64, which is exact for 8-bit operands.
+
+Computes contract in numpy.matmul's 2-D-promoted shape (1-D operands gain an axis, dropped
+again by the output stage) in the same working precision; integer products with zero points
+accumulate in int32, whose wrapping sums equal the exact sums wrapped to int32.
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
+from compiler.loop import build as B
+from compiler.loop.ir import Expr
+from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
     EvalCtx,
@@ -20,8 +24,12 @@ from compiler.ops.base import (
     dim_eq,
     register,
 )
-from compiler.ops.common import ALL_NUMERIC, FLOATS, compute_dtype, need
+from compiler.ops.common import ALL_NUMERIC, FLOATS, compute_dtype, const, need, to, work_dtype
 
+if TYPE_CHECKING:
+    from compiler.lower.lowering import LowerCtx
+
+D = DType
 ML = "ai.onnx.ml"
 ELLIPSIS = "..."
 
@@ -44,8 +52,72 @@ def _det_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)]
 
 
+def _det_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """LU factorisation with partial pivoting in float64, as LAPACK's getrf (which numpy
+    calls): step k picks the first row r >= k of largest |a[r, k]|, swaps it into row k and
+    eliminates below; the determinant is the product of the pivots, negated per swap. Each
+    step is three stages (pivot magnitude, pivot row, the updated matrix)."""
+    x = ins[0]
+    n = x.shape[-1]
+    batch = x.shape[:-2]
+    f64 = D.float64
+    a = topi.stage("det_a0", x.shape, lambda *i: to(f64, x[i]), f64)
+    factors: list[tuple[te.Tensor, te.Tensor, int]] = []
+    for k in range(n):
+        a = _lu_step(a, k, n, batch, factors)
+
+    def body(*b: Expr) -> Expr:
+        det: Expr = const(1.0, f64)
+        for m, p, k in factors:
+            piv = m[(*b, p[b], te.idx(k))]
+            det = det * B.select(B.eq(p[b], te.idx(k)), piv, -piv)
+        return to(x.dtype, det)
+
+    out = topi.stage("Det", batch, body, x.dtype)
+    out.extra.setdefault("producers", []).extend(t for f in factors for t in f[:2])
+    return [out]
+
+
+def _lu_step(a: te.Tensor, k: int, n: int, batch: tuple[int, ...],
+             factors: list[tuple[te.Tensor, te.Tensor, int]]) -> te.Tensor:
+    """One elimination step on `a`; records (a, pivot row, k) in `factors`."""
+    def col(b: tuple[Expr, ...], r: Expr) -> Expr:
+        return B.call("abs", a[(*b, r, te.idx(k))])
+
+    def mag(*b: Expr) -> te.Reduction:
+        r = te.rvar("r", n - k)
+        return te.reduce("max", col(b, r.var + te.idx(k)), [r])
+
+    big = topi.stage(f"det_mag{k}", batch, mag, D.float64)
+
+    def row(*b: Expr) -> te.Reduction:
+        r = te.rvar("r", n - k)
+        pos = r.var + te.idx(k)
+        # no hit only when the column holds a NaN: any row then gives a NaN determinant
+        return te.reduce("min", pos, [r], where=B.eq(col(b, pos), big[b]),
+                         init=te.idx(n - 1))
+
+    piv_row = topi.stage(f"det_piv{k}", batch, row, D.int64)
+    factors.append((a, piv_row, k))
+    if k == n - 1:
+        return a
+
+    def update(*i: Expr) -> Expr:
+        b, r, j = i[:-2], i[-2], i[-1]
+        p = piv_row[b]
+        kk = te.idx(k)
+        src = B.select(B.eq(r, kk), p, B.select(B.eq(r, p), kk, r))  # rows k and p swapped
+        v = a[(*b, src, j)]
+        piv = a[(*b, p, kk)]
+        zero = const(0.0, D.float64)
+        factor = B.select(B.eq(piv, zero), zero, a[(*b, src, kk)] / piv)
+        return B.select(r > kk, v - factor * a[(*b, p, j)], v)
+
+    return topi.stage(f"det_a{k + 1}", a.shape, update, D.float64, inline=False)
+
+
 register(OpDef(
-    name="Det", infer=_det_infer, ref=_det_ref, kind=Kind.OPAQUE,
+    name="Det", infer=_det_infer, ref=_det_ref, kind=Kind.OPAQUE, compute=_det_compute,
     doc="determinant of each square matrix in the last two axes",
 ))
 
@@ -196,8 +268,57 @@ def _einsum_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarra
     return [np.asarray(r).astype(dt)]
 
 
+def _einsum_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """One reduction: the output labels index the output, the other labels are reduction
+    variables, and the body is the product of the inputs (in the compute dtype). A label of
+    extent 1 in an input broadcasts against the others."""
+    eq = parse_einsum(ctx.attrs["equation"])
+    out = ctx.out_types[0]
+    cd = work_dtype(out.dtype)
+    terms = []
+    ell = max((t.ndim - len(term) + 1 for term, t in zip(eq.inputs, ins, strict=True)
+               if ELLIPSIS in term), default=0)
+    for term, t in zip(eq.inputs, ins, strict=True):
+        labels: list[str] = []
+        for c in term:
+            if c == ELLIPSIS:
+                r = t.ndim - len(term) + 1
+                labels.extend(f"...{ell - r + j}" for j in range(r))
+            else:
+                labels.append(c)
+        terms.append(labels)
+    sizes: dict[str, int] = {}
+    for labels, t in zip(terms, ins, strict=True):
+        for c, d in zip(labels, t.shape, strict=True):
+            sizes[c] = d if sizes.get(c, 1) == 1 else sizes[c]
+    out_labels: list[str] = []
+    for c in eq.output:
+        out_labels.extend(f"...{j}" for j in range(ell)) if c == ELLIPSIS else \
+            out_labels.append(c)
+    summed = [c for c in dict.fromkeys(c for labels in terms for c in labels)
+              if c not in out_labels]
+
+    def body(*i: Expr) -> Expr | te.Reduction:
+        env: dict[str, Expr] = dict(zip(out_labels, i, strict=True))
+        rvars = [te.rvar(f"e{c}" if c.isalpha() else "ell", sizes[c]) for c in summed]
+        env.update((c, r.var) for c, r in zip(summed, rvars, strict=True))
+        prod: Expr | None = None
+        for labels, t in zip(terms, ins, strict=True):
+            index = tuple(te.idx(0) if d == 1 else env[c]
+                          for c, d in zip(labels, t.shape, strict=True))
+            v = to(cd, t[index])
+            prod = v if prod is None else prod * v
+        return te.reduce("sum", prod, rvars) if rvars else prod
+
+    res = topi.stage("einsum", out.shape, body, cd)
+    if cd == out.dtype:
+        return [res]
+    return [topi.stage("Einsum", out.shape, lambda *i: to(out.dtype, res[i]), out.dtype)]
+
+
 register(OpDef(
     name="Einsum", infer=_einsum_infer, ref=_einsum_ref, kind=Kind.OPAQUE, inputs=(1, None),
+    compute=_einsum_compute,
     attrs={"equation": Attr("string")},
     doc="Einstein summation over the inputs, as given by `equation`",
 ))
@@ -219,9 +340,17 @@ def _binarizer_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.nda
     return [(x.astype(np.float64) > ctx.attrs["threshold"]).astype(x.dtype)]
 
 
+def _binarizer_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    x = ins[0]
+    thr = const(ctx.attrs["threshold"], D.float64)
+    one, zero = const(1, x.dtype), const(0, x.dtype)
+    return [topi.stage("Binarizer", x.shape, lambda *i: B.select(
+        to(D.float64, x[i]) > thr, one, zero), x.dtype)]
+
+
 register(OpDef(
     name="Binarizer", domain=ML, infer=_binarizer_infer, ref=_binarizer_ref,
-    kind=Kind.ELEMWISE, attrs={"threshold": Attr("float", 0.0)},
+    kind=Kind.ELEMWISE, compute=_binarizer_compute, attrs={"threshold": Attr("float", 0.0)},
     doc="1 where X > threshold, else 0, in X's dtype",
 ))
 
@@ -252,8 +381,22 @@ def _afe_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.take(x, idx, axis=-1).reshape(lead + (idx.size,))]
 
 
+def _afe_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
+    """out[..., j] = x[..., y.flat[j]]; an index out of range reads a clamped one (the
+    reference raises), never out of bounds."""
+    x, y = ins
+    out = ctx.out_types[0]
+    last = x.shape[-1]
+
+    def body(*i: Expr) -> Expr:
+        j = topi.safe_index(y[topi.unflatten(y.shape, i[-1])], last)
+        return x[(*i[:-1], j)] if x.ndim > 1 else x[(j,)]
+
+    return [topi.stage("ArrayFeatureExtractor", out.shape, body, x.dtype)]
+
+
 register(OpDef(
     name="ArrayFeatureExtractor", domain=ML, infer=_afe_infer, ref=_afe_ref,
-    kind=Kind.INJECTIVE, inputs=(2, 2),
+    kind=Kind.INJECTIVE, inputs=(2, 2), compute=_afe_compute,
     doc="select elements of the last axis of X at the int64 indices Y",
 ))

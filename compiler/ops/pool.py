@@ -5,6 +5,10 @@ inside the input or its left padding) and auto_pad. References loop over kernel 
 strided view of the padded input, never over pixels. Which taps of a window count is exact:
 MaxPool and count_include_pad=0 use taps inside the input; count_include_pad=1 also counts
 the explicit pads (not the extra room ceil_mode adds). Narrow floats are pooled in float32.
+
+Computes (lowering) follow the references: padding is a reduction predicate, averages divide
+by a closed-form tap count, MaxPool reproduces the reference's scan (a NaN first tap sticks,
+later NaNs are skipped, ties keep the first tap), and MaxUnpool's scatter is a gather.
 """
 
 from __future__ import annotations
@@ -197,7 +201,7 @@ def lp_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     red = topi.pool(ctx.op, x, out_t.shape, win.kernel, win.strides, win.dilations, begin,
                     "sum", acc=acc, value=lambda v: lp_term(v, p))
     return [topi.stage(f"{ctx.op}_root", out_t.shape,
-                       lambda *i: B.cast(x.dtype, lp_root(red[i], p)), x.dtype)]
+                       lambda *i: topi.to_dtype(x.dtype, lp_root(red[i], p)), x.dtype)]
 
 
 def max_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:

@@ -8,6 +8,9 @@ saturates to the integer range; float8/float4 targets round to nearest even and 
 largest finite value when `saturate` is set (float4 always saturates). NaN quantizes to the
 zero point for integer targets. QLinear ops accumulate exactly and requantize in float64
 with the multiplier x_scale * w_scale / y_scale computed in the scales' own precision.
+
+Computes mirror the references step by step (same precisions, round half to even, NaN -> 0,
+saturation); float8/float4/int4/int2 tensors are not supported by native targets.
 """
 
 from __future__ import annotations

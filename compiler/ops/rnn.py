@@ -380,12 +380,12 @@ class _Dir:
             rv = self.cv(self.r[idx(self.d), g + idx(row0) if row0 else g, rk.var])
             return te.reduce("sum", lhs(b, rk.var) * rv, [rk])
 
-        return topi.stage(name, (self.batch, rows), body, self.ct)
+        return te.compute(name, (self.batch, rows), body, self.ct)
 
     def masked(self, name: str, s: int, new: te.Tensor, prev: te.Tensor) -> te.Tensor:
         if self.lens is None:
             return new
-        return topi.stage(name, new.shape, lambda b, j: B.select(
+        return te.compute(name, new.shape, lambda b, j: B.select(
             idx(s) < self.nlen(b), new[b, j], prev[b, j]), self.ct, inline=False)
 
     def step(self, s: int, h: te.Tensor, c: te.Tensor | None):
@@ -399,12 +399,12 @@ class _Dir:
             return self.rb(self.gx(s, b, g) + hr[b, g], g)
 
         if gates == 1:
-            new = topi.stage(f"{name}_h", (self.batch, n), lambda b, j: f(pre(0, b, j)),
+            new = te.compute(f"{name}_h", (self.batch, n), lambda b, j: f(pre(0, b, j)),
                              self.ct, inline=False)
             return self.masked(f"{name}_hm", s, new, h), c
         if gates == 3:
             g_ = self.acts[1]
-            rg = topi.stage(f"{name}_r", (self.batch, n), lambda b, j: f(pre(1, b, j)),
+            rg = te.compute(f"{name}_r", (self.batch, n), lambda b, j: f(pre(1, b, j)),
                             self.ct, inline=False)
             if self.attrs["linear_before_reset"]:
                 def cand(b, j):
@@ -421,7 +421,7 @@ class _Dir:
                 return topi.let(f(pre(0, b, j)), lambda z: (
                     topi.scalar(1.0, self.ct) - z) * cand(b, j) + z * h[b, j], "z")
 
-            new = topi.stage(f"{name}_h", (self.batch, n), gru, self.ct, inline=False)
+            new = te.compute(f"{name}_h", (self.batch, n), gru, self.ct, inline=False)
             return self.masked(f"{name}_hm", s, new, h), c
         g_, hf = self.acts[1], self.acts[2]
         P = self.p is not None
@@ -435,14 +435,14 @@ class _Dir:
                 fg = f(pre(2, b, j) + self.peep(2, j, cp) if P else pre(2, b, j))
             return fg * cp + i * g_(pre(3, b, j))
 
-        cnew = topi.stage(f"{name}_c", (self.batch, n), cell, self.ct, inline=False)
+        cnew = te.compute(f"{name}_c", (self.batch, n), cell, self.ct, inline=False)
 
         def hid(b, j):
             cn = cnew[b, j]
             o = f(pre(1, b, j) + self.peep(1, j, cn) if P else pre(1, b, j))
             return o * hf(cn)
 
-        new = topi.stage(f"{name}_h", (self.batch, n), hid, self.ct, inline=False)
+        new = te.compute(f"{name}_h", (self.batch, n), hid, self.ct, inline=False)
         return self.masked(f"{name}_hm", s, new, h), self.masked(f"{name}_cm", s, cnew, c)
 
 
@@ -464,8 +464,8 @@ def _compute(fam: _Family):
 
         def initial(t0, d: int, name: str) -> te.Tensor:
             if t0 is None:
-                return topi.stage(name, (batch, n), lambda b, j: topi.scalar(0.0, ct), ct)
-            return topi.stage(name, (batch, n), lambda b, j: cv(
+                return te.compute(name, (batch, n), lambda b, j: topi.scalar(0.0, ct), ct)
+            return te.compute(name, (batch, n), lambda b, j: cv(
                 t0[(b, idx(d), j) if lay else (idx(d), b, j)]), ct)
 
         steps, finals = [], []
@@ -475,7 +475,7 @@ def _compute(fam: _Family):
                 xv = x[(b, t, rk.var) if lay else (t, b, rk.var)]
                 return te.reduce("sum", cv(xv) * cv(w[idx(d), g, rk.var]), [rk])
 
-            xw = topi.stage(f"xw{d}", (seq, batch, gh), xw_body, ct)
+            xw = te.compute(f"xw{d}", (seq, batch, gh), xw_body, ct)
             run = _Dir(fam, a, d, a["direction"] == "reverse" or d == 1, seq, batch, n, ct, xw,
                        bias, r, p, lens, _lowered_acts(a, names[d * na:(d + 1) * na]))
             h = initial(h0, d, f"h0_{d}")
@@ -503,6 +503,8 @@ def _outputs(ctx: LowerCtx, dt: DType, lay: int, seq: int, batch: int, n: int,
 
     def y_dir(k: int, t: Expr, b: Expr, j: Expr) -> Expr:
         run, hs = steps[k]
+        if not hs:  # an empty sequence: y has no elements
+            return topi.scalar(0.0, run.ct)
         s = t
         if run.reverse:
             s = run.nlen(b) - idx(1) - t if run.lens is not None else idx(seq - 1) - t
@@ -519,11 +521,11 @@ def _outputs(ctx: LowerCtx, dt: DType, lay: int, seq: int, batch: int, n: int,
         return B.select(B.eq(run.nlen(b), idx(0)), topi.scalar(0.0, run.ct), v)
 
     if lay:
-        y = topi.stage("y", (batch, seq, dirs, n), lambda b, t, d, j: over_dirs(
+        y = te.compute("y", (batch, seq, dirs, n), lambda b, t, d, j: over_dirs(
             d, lambda k: y_dir(k, t, b, j)), dt)
         state = (batch, dirs, n)
     else:
-        y = topi.stage("y", (seq, dirs, batch, n), lambda t, d, b, j: over_dirs(
+        y = te.compute("y", (seq, dirs, batch, n), lambda t, d, b, j: over_dirs(
             d, lambda k: y_dir(k, t, b, j)), dt)
         state = (dirs, batch, n)
     outs = [y]
@@ -535,7 +537,7 @@ def _outputs(ctx: LowerCtx, dt: DType, lay: int, seq: int, batch: int, n: int,
             b, d, j = (i[0], i[1], i[2]) if lay else (i[1], i[0], i[2])
             return over_dirs(d, lambda k: final(k, which, b, j))
 
-        outs.append(topi.stage(f"y_{'hc'[which]}", state, body, dt))
+        outs.append(te.compute(f"y_{'hc'[which]}", state, body, dt))
     return outs[: len(ctx.out_types)]
 
 

@@ -166,7 +166,7 @@ def _dft_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         v = acc[i]
         return B.cast(out.dtype, v * topi.scalar(1.0 / n, F64) if inverse else v)
 
-    return [topi.stage("dft", out.shape, final, out.dtype)]
+    return [te.compute("dft", out.shape, final, out.dtype)]
 
 
 def _dft_sum_axis(x: te.Tensor, axis: int, n: int, count: int, bins: int,
@@ -189,7 +189,7 @@ def _dft_sum_axis(x: te.Tensor, axis: int, n: int, count: int, bins: int,
         imag = im * cs - re * sn if im is not None else -(re * sn)
         return te.reduce("sum", B.select(B.eq(c, idx(0)), real, imag), [r])
 
-    return topi.stage("dft_acc", shape, body, F64)
+    return te.compute("dft_acc", shape, body, F64)
 
 
 def _irfft(x: te.Tensor, axis: int, n: int, out: TensorType) -> te.Tensor:
@@ -213,8 +213,8 @@ def _irfft(x: te.Tensor, axis: int, n: int, out: TensorType) -> te.Tensor:
             v = v - B.select(edge, topi.scalar(0.0, F64), im * B.call("sin", th))
         return te.reduce("sum", w * v, [r])
 
-    acc = topi.stage("irfft_acc", out.shape, body, F64)
-    return topi.stage("irfft", out.shape, lambda *i: B.cast(
+    acc = te.compute("irfft_acc", out.shape, body, F64)
+    return te.compute("irfft", out.shape, lambda *i: B.cast(
         out.dtype, acc[i] * topi.scalar(1.0 / n, F64)), out.dtype)
 
 
@@ -321,9 +321,9 @@ def _stft_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
         imag = im * cs - re * sn if im is not None else -(re * sn)
         return te.reduce("sum", B.select(B.eq(c, idx(0)), real, imag), [r])
 
-    acc = topi.stage("stft_acc", out.shape, body, F64)
+    acc = te.compute("stft_acc", out.shape, body, F64)
     del bins, frames
-    return [topi.stage("stft", out.shape, lambda *i: B.cast(out.dtype, acc[i]), out.dtype)]
+    return [te.compute("stft", out.shape, lambda *i: B.cast(out.dtype, acc[i]), out.dtype)]
 
 
 register(OpDef(
@@ -387,7 +387,7 @@ def _window_compute(coeffs: tuple[float, ...]):
                 w = topi.let(w, lambda v: B.select(B.call("isnan", v), topi.scalar(0.0, ct), v))
             return B.cast(out.dtype, w)
 
-        return [topi.stage(ctx.op, out.shape, body, out.dtype)]
+        return [te.compute(ctx.op, out.shape, body, out.dtype)]
 
     return compute
 
@@ -505,7 +505,7 @@ def _mel_compute(ctx: LowerCtx, ins: list) -> list[te.Tensor]:
             edge(m + idx(2)), lambda right: _mel_value(j, left, centre, right, one, zero),
             "right"), "centre"), "left")
 
-    return [topi.stage("mel", out.shape, lambda j, m: B.cast(out.dtype, body(j, m)), out.dtype)]
+    return [te.compute("mel", out.shape, lambda j, m: B.cast(out.dtype, body(j, m)), out.dtype)]
 
 
 def _mel_value(j, left, centre, right, one, zero) -> Expr:

@@ -447,7 +447,11 @@ def build_linear(terms: Terms, const: int, dtype: DType) -> Expr:
     """IR for `sum(k * t) + const`, terms in `term_key` order, constant last."""
     out: Expr | None = None
     lowest = -(1 << (dtype.bits - 1))
-    for t in sorted(terms, key=term_key):
+    order = sorted(terms, key=term_key)
+    if order and const > 0 and terms[order[0]] < 0 and terms[order[0]] != lowest:
+        out = IntImm(_fit(const, dtype), dtype)  # `c - t` reads better than `-t + c`
+        const = 0
+    for t in order:
         k = terms[t]
         positive = k > 0 or k == lowest  # -lowest wraps to itself: keep it a product
         mag = k if positive else -k

@@ -47,7 +47,7 @@ from compiler.loop.ir import (
     is_float,
     is_int,
 )
-from compiler.loop.traverse import children, map_children, transform, walk
+from compiler.loop.traverse import children, map_children, rewrite, transform, walk
 from compiler.passes.arith import Bounds
 
 # ----------------------------------------------------------------------------- names
@@ -268,6 +268,13 @@ def flatten_seq(s: Node) -> Node | None:
         out = seq_of(s.stmts)
         return out if out != s else None
     return None
+
+
+def flatten_seqs(func: PrimFunc) -> PrimFunc:
+    """`func` with nested sequences flattened (for passes that splice statement lists)."""
+    out = rewrite(func, [flatten_seq])
+    assert isinstance(out, PrimFunc)
+    return out
 
 
 def top_down(node: Node, fn: Callable[[Node, Callable[[Node], Node]], Node | None]) -> Node:

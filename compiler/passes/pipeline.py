@@ -222,7 +222,10 @@ class _Parser:
                 if self.peek() == "}":
                     self.pos += 1
                     break
-                self.expect(",")
+                if self.peek() != ",":
+                    got = repr(self.peek()) if self.peek() else "end of text"
+                    raise self.fail(f"expected ',' or '}}', got {got}")
+                self.pos += 1
         return [PassSpec(name, tuple(resolved.items()))]
 
     def value(self) -> tuple[str, bool]:

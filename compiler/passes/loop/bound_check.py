@@ -39,7 +39,7 @@ from compiler.loop.traverse import transform, walk
 from compiler.passes.arith import Bounds
 from compiler.passes.base import loop_pass
 from compiler.passes.loop.cse import own_exprs
-from compiler.passes.loop_util import seq_of
+from compiler.passes.loop_util import flatten_seqs, seq_of
 
 
 def _lanes(idx: Expr) -> list[Expr] | None:
@@ -128,4 +128,4 @@ class _Checker:
 def bound_check(func: PrimFunc) -> PrimFunc:
     out = transform(func, _Checker(func).visit)
     assert isinstance(out, PrimFunc)
-    return out
+    return flatten_seqs(out)

@@ -44,9 +44,7 @@ def own_exprs(s: Stmt) -> list[Expr]:
 
 def _replace_own(s: Stmt, e: Expr, var: Var) -> Stmt:
     def sub(x: Expr) -> Expr:
-        out = transform(x, lambda n: var if n == e else None)
-        assert isinstance(out, Expr)
-        return out
+        return _sub(x, e, var)
 
     if isinstance(s, BufferStore):
         return BufferStore(s.buffer, sub(s.value), tuple(sub(i) for i in s.indices))
@@ -62,11 +60,11 @@ def _replace_own(s: Stmt, e: Expr, var: Var) -> Stmt:
     return For(s.var, sub(s.min), sub(s.extent), s.kind, s.body, s.thread)
 
 
-def repeated(exprs: list[Expr]) -> Expr | None:
-    """The largest non-trivial subexpression occurring at least twice, free of let-bound
-    variables of the expressions themselves."""
+def repeated(exprs: list[Expr], exclude: set[Var]) -> Expr | None:
+    """The largest non-trivial subexpression occurring at least twice, free of `exclude`
+    and of variables bound by a `let` inside the expressions themselves."""
     counts: Counter[Expr] = Counter()
-    local: set[Var] = set()
+    local = set(exclude)
     for e in exprs:
         for n in walk(e, binders=False):
             if isinstance(n, Expr):
@@ -83,35 +81,30 @@ def repeated(exprs: list[Expr]) -> Expr | None:
     return best
 
 
+def _sub(x: Expr, e: Expr, var: Var) -> Expr:
+    out = transform(x, lambda n: var if n == e else None)
+    assert isinstance(out, Expr)
+    return out
+
+
 def eliminate(s: Stmt, names: NameSupply) -> Stmt | None:
+    """Name repeated subexpressions of `s`'s own expressions, and of the names' values, in
+    lets wrapped around `s` (the most recently found outermost: it uses none of the others)."""
     lets: list[tuple[Var, Expr]] = []
     cur = s
     for _ in range(64):
-        e = repeated(own_exprs(cur))
+        e = repeated([v for _, v in lets] + own_exprs(cur), {v for v, _ in lets})
         if e is None:
             break
         var = Var(names.fresh("cse"), e.dtype, e.lanes)
+        lets = [(var, e)] + [(v, _sub(x, e, var)) for v, x in lets]
         cur = _replace_own(cur, e, var)
-        lets.append((var, e))
     if not lets:
         return None
     out: Stmt = cur
     for var, e in reversed(lets):
         out = LetStmt(var, e, out)
-    # names bound later may themselves share subexpressions with earlier ones
-    return eliminate_lets(out, names)
-
-
-def eliminate_lets(s: Stmt, names: NameSupply) -> Stmt:
-    if isinstance(s, LetStmt):
-        inner = eliminate_lets(s.body, names) if isinstance(s.body, LetStmt) else s.body
-        head = LetStmt(s.var, s.value, inner)
-        e = repeated([s.value])
-        if e is None:
-            return head
-        var = Var(names.fresh("cse"), e.dtype, e.lanes)
-        return LetStmt(var, e, _replace_own(head, e, var))
-    return s
+    return out
 
 
 @loop_pass("Name subexpressions repeated within a statement once, in a let before it.")

@@ -1,6 +1,7 @@
 """licm: loop-invariant code motion.
 
-The largest subexpressions of a loop body that use no variable bound in the loop (its own
+Lets at the top of a loop body whose values are invariant move out of the loop, and the
+largest subexpressions of a loop body that use no variable bound in the loop (its own
 variable, inner loop variables, lets) and load no buffer written or allocated in the loop
 are computed once, in a `let` around the loop. Only expressions that cannot be undefined
 (`loop_util.may_ub`: provably in-bounds loads of parameters, divisions by nonzero values,
@@ -59,17 +60,35 @@ def invariants(loop: For, bounds: Bounds, params: list[str]) -> list[Expr]:
     return list(found)
 
 
+def peel_lets(loop: For, bounds: Bounds, params: list[str]) -> tuple[list[LetStmt], Stmt]:
+    """The lets at the top of the loop body whose values are invariant and always defined."""
+    peeled: list[LetStmt] = []
+    body = loop.body
+    written = stored(loop.body) | allocated(loop.body)
+    while isinstance(body, LetStmt):
+        varying = (bound_vars(body) - {body.var}) | {loop.var}
+        if not invariant(body.value, varying, written) or may_ub(body.value, bounds, params):
+            break
+        peeled.append(body)
+        body = body.body
+    return peeled, body
+
+
 def hoist(loop: For, bounds: Bounds, params: list[str], names: NameSupply) -> Stmt | None:
     if loop.kind is ForKind.thread_binding:
         return None
+    peeled, rest = peel_lets(loop, bounds, params)
+    loop = For(loop.var, loop.min, loop.extent, loop.kind, rest, loop.thread)
     exprs = invariants(loop, bounds, params)
-    if not exprs:
+    if not exprs and not peeled:
         return None
     mapping = {e: Var(names.fresh("licm"), e.dtype, e.lanes) for e in exprs}
     body = transform(loop.body, lambda n: mapping.get(n) if isinstance(n, Expr) else None)
     out: Stmt = For(loop.var, loop.min, loop.extent, loop.kind, body, loop.thread)
     for e in reversed(exprs):
         out = LetStmt(mapping[e], e, out)
+    for let in reversed(peeled):
+        out = LetStmt(let.var, let.value, out)
     return out
 
 

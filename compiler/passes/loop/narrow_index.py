@@ -51,14 +51,14 @@ def narrow_expr(e: Expr, bounds: Bounds, dt: DType) -> Expr | None:
         if not isinstance(n, Expr) or n.lanes != 1 or not is_int(n.dtype) \
                 or not _fits(n, bounds, dt):
             return None
+        if isinstance(n, Cast) and is_int(n.value.dtype) and kids[0] is not None:
+            return kids[0]
         if n.dtype == dt:
             return n
         if isinstance(n, IntImm):
             return IntImm(n.value, dt)
-        if isinstance(n, Var):
+        if isinstance(n, (Var, Cast)):
             return Cast(dt, n)
-        if isinstance(n, Cast) and is_int(n.value.dtype):
-            return kids[0] if kids[0] is not None else Cast(dt, n.value)
         if isinstance(n, BinOp) and n.op in _OPS and kids[0] is not None \
                 and kids[1] is not None:
             return BinOp(n.op, kids[0], kids[1])
@@ -68,13 +68,15 @@ def narrow_expr(e: Expr, bounds: Bounds, dt: DType) -> Expr | None:
 
 
 def _index(e: Expr, bounds: Bounds, dt: DType) -> Expr:
+    """An index with the same value, as narrow as possible (an index may have any integer
+    dtype)."""
+    out = narrow_expr(e, bounds, dt)
+    if out is not None and not isinstance(out, Cast):
+        return out
     if isinstance(e, Cast) and is_int(e.value.dtype) and e.value.lanes == 1 \
             and e.dtype.bits > e.value.dtype.bits and e.dtype.is_signed:
         return e.value
-    if e.dtype.bits <= dt.bits:
-        return e
-    out = narrow_expr(e, bounds, dt)
-    return out if out is not None and not isinstance(out, Cast) else e
+    return e
 
 
 def _loop(n: For, bounds: Bounds, dt: DType) -> Node | None:
@@ -100,10 +102,10 @@ def _loop(n: For, bounds: Bounds, dt: DType) -> Node | None:
 def narrow_index(func: PrimFunc, bits: int) -> PrimFunc:
     dt = _narrow_type(bits)
     bounds = Bounds(func)
+    retyped = transform(func, lambda n: _loop(n, bounds, dt) if isinstance(n, For) else None)
+    bounds = Bounds(retyped)
 
     def visit(n: Node) -> Node | None:
-        if isinstance(n, For):
-            return _loop(n, bounds, dt)
         if isinstance(n, BufferLoad):
             idx = tuple(_index(i, bounds, dt) for i in n.indices)
             return BufferLoad(n.buffer, idx) if idx != n.indices else None
@@ -112,6 +114,6 @@ def narrow_index(func: PrimFunc, bits: int) -> PrimFunc:
             return BufferStore(n.buffer, n.value, idx) if idx != n.indices else None
         return None
 
-    out = transform(func, visit)
+    out = transform(retyped, visit)
     assert isinstance(out, PrimFunc)
     return out

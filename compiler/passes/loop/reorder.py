@@ -1,7 +1,8 @@
 """reorder: permute the loops of a perfect loop nest.
 
-With `order` (comma-separated loop variable names, e.g. `"j,i"`), the loops of a perfect
-nest with exactly those variables are put in that order. Without it, loops move so that the
+With `order` (comma-separated loop variable names, e.g. `"k,i"`), the named loops of a
+perfect nest that has them all are put in that order, in the positions they occupy (so
+`"k,i"` turns the nest `i, j, k` into `k, j, i`). Without it, loops move so that the
 loop whose variable indexes the last (contiguous) dimension of the most accesses is
 innermost (a stable sort by that count), which is the classic interchange for locality.
 
@@ -54,14 +55,14 @@ def _target(chain: list[For], order: str) -> list[For] | None:
     """The permuted chain (same length as `chain`), or None to leave it."""
     if order:
         wanted = [w.strip() for w in order.split(",") if w.strip()]
-        names = [lp.var.name for lp in chain]
-        for start in range(len(chain) - len(wanted) + 1):
-            window = names[start:start + len(wanted)]
-            if sorted(window) == sorted(wanted) and window != wanted:
-                by_name = {lp.var.name: lp for lp in chain}
-                return [*chain[:start], *(by_name[w] for w in wanted),
-                        *chain[start + len(wanted):]]
-        return None
+        by_name = {lp.var.name: lp for lp in chain}
+        if len(set(wanted)) != len(wanted) or not set(wanted) <= set(by_name):
+            return None
+        slots = sorted(k for k, lp in enumerate(chain) if lp.var.name in wanted)
+        out = list(chain)
+        for slot, name in zip(slots, wanted, strict=True):
+            out[slot] = by_name[name]
+        return out if out != chain else None
     body = chain[-1].body
     ranked = sorted(chain, key=lambda lp: locality_score(body, lp))
     return ranked if ranked != chain else None

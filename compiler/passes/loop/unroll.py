@@ -12,7 +12,7 @@ from compiler.loop.ir import BinKind, BinOp, For, ForKind, IntImm, Node, PrimFun
 from compiler.loop.traverse import substitute, transform, walk
 from compiler.passes.arith import const_value
 from compiler.passes.base import Arg, loop_pass
-from compiler.passes.loop_util import loops_of, seq_of
+from compiler.passes.loop_util import flatten_seqs, loops_of, seq_of
 
 
 def _candidate(n: For, max_extent: int, innermost: bool) -> bool:
@@ -62,4 +62,4 @@ def unroll(func: PrimFunc, max_extent: int, innermost: bool) -> PrimFunc:
 
     out = transform(func, visit)
     assert isinstance(out, PrimFunc)
-    return out
+    return flatten_seqs(out)

@@ -27,13 +27,14 @@ from compiler.loop.ir import (
     FloatImm,
     IfThenElse,
     IntImm,
+    Let,
     Node,
     PrimFunc,
     Select,
     is_float,
     is_int,
 )
-from compiler.loop.traverse import transform
+from compiler.loop.traverse import transform, walk
 from compiler.passes.arith import Bounds
 from compiler.passes.base import loop_pass
 from compiler.passes.loop_util import broadcast, in_bounds, may_ub
@@ -90,7 +91,10 @@ class _Guard:
                 return IfThenElse(sel.cond, Evaluate(sel.t), Evaluate(sel.f))
             return IfThenElse(sel.cond, BufferStore(n.buffer, sel.t, n.indices),
                               BufferStore(n.buffer, sel.f, n.indices))
-        if isinstance(n, Select) and (self.unsafe(n.t) or self.unsafe(n.f)):
+        if isinstance(n, Select) and (self.unsafe(n.t) or self.unsafe(n.f)) \
+                and not any(isinstance(x, Let) for x in walk(n.cond)):
+            # (a condition that binds names cannot be copied into the arms: they may bind
+            # the same names)
             return Select(n.cond, self.guard_arm(n.t, n.cond, True),
                           self.guard_arm(n.f, n.cond, False))
         return None

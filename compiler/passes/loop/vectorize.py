@@ -71,6 +71,8 @@ def legal(body: Stmt, var: Var) -> bool:
                 return False
         if not isinstance(s, BufferStore):
             continue
+        if not s.indices and uses_var(s, var):
+            return False  # a scalar buffer has no index to vectorize
         loads = [n for n in walk(s) if isinstance(n, BufferLoad) and n.buffer.name == s.buffer.name]
         if loads:
             if any(ld.indices != s.indices for ld in loads):

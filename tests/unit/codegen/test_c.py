@@ -44,6 +44,7 @@ from compiler.loop import (
     PrimFunc,
     Ramp,
     Var,
+    and_,
     buffer,
     call,
     cast,
@@ -177,7 +178,7 @@ def test_ir_names_become_c_identifiers(cache: Path) -> None:
     f = PrimFunc("main", tuple(bufs), body)
     src = emit_c(f)
     for text in ("float *x_y", "float *for_1", "float *exp_1", "float *v_1st", "float *lane_1",
-                 "float *status_1", "float *INT32_MAX_1", "float *v_anv_x", "const int32_t int_1",
+                 "float *status_1", "float *v_INT32_MAX", "float *v_anv_x", "const int32_t int_1",
                  "int32_t main_1("):
         assert text in src
     module = compile_funcs(f, cache_dir=cache)
@@ -215,9 +216,13 @@ def test_integer_ops_wrap_and_divide_like_numpy(dtype: D, cache: Path) -> None:
              for x, y in zip(a, b, strict=True)]).astype(dtype.np)),
         "truncmod": (truncmod, lambda a, b: np.fmod(a, b)),
         "min": (min_, np.minimum), "max": (max_, np.maximum),
+        # literals: `~1` and `5 >> 40` must be computed at the dtype's width
+        "literals": (lambda a, b: (~const(1, dtype) >> const(bits - 2, dtype))
+                     ^ (truncdiv(const(7, dtype), const(3, dtype)) >> const(bits - 1, dtype)),
+                     lambda a, b: np.full_like(a, (~np.array(1, dtype.np)) >> (bits - 2))),
         "abs": (lambda a, b: call("abs", a), np.abs),
         "popcount": (lambda a, b: call("popcount", a),
-                     lambda a, b: np.bitwise_count(a).astype(dtype.np)),
+                     lambda a, b: np.bitwise_count(a.view(f"u{a.itemsize}")).astype(dtype.np)),
     }
     funcs = [elementwise(k, (dtype, dtype), fn) for k, (fn, _) in ops.items()]
     module = compile_funcs(funcs, cache_dir=cache)
@@ -245,8 +250,8 @@ def test_float_min_max_are_ieee_2019(cache: Path) -> None:
         lo, hi = run_elementwise(module, funcs[0], x, y), run_elementwise(module, funcs[1], x, y)
         assert np.signbit(lo[0]) and np.signbit(lo[1]) and not np.signbit(hi[0])
         assert np.isnan(lo[2]) and np.isnan(lo[3]) and np.isnan(hi[2]) and np.isnan(hi[3])
-        assert bits_equal(np.minimum(x, y)[4:7], lo[4:7])
-        assert bits_equal(np.maximum(x, y)[4:7], hi[4:7])
+        assert bits_equal(np.minimum(x[4:7], y[4:7]), lo[4:7])
+        assert bits_equal(np.maximum(x[4:7], y[4:7]), hi[4:7])
 
 
 @pytest.mark.parametrize("dtype", HALF)
@@ -438,7 +443,7 @@ def test_assert_returns_its_index_everywhere(cache: Path) -> None:
             store(O, big[0], 0))),
         for_(i, 8, seq(
             store(O, i, i),
-            IfThenElse(CmpOp(CmpKind.eq, n, IntImm(3)) & CmpOp(CmpKind.eq, i, IntImm(5)),
+            IfThenElse(and_(CmpOp(CmpKind.eq, n, IntImm(3)), CmpOp(CmpKind.eq, i, IntImm(5))),
                        Assert(const(False), "in a parallel loop"))), ForKind.parallel),
     )
     f = PrimFunc("checks", (O, n), body)
@@ -480,13 +485,13 @@ def test_loop_kinds_and_bounds(cache: Path) -> None:
     for dt, lo, extent in ((D.int32, 2**31 - 8, 8), (D.uint8, 250, 6), (D.int8, -128, 16),
                            (D.int64, -(2**63), 3), (D.int32, 3, -4), (D.uint64, 2**64 - 2, 2)):
         k = Var("k", dt)
-        value = cast(D.int64, k) if dt is not D.uint64 else cast(D.int64, k - const(2**64 - 16,
-                                                                                     dt))
+        value = cast(D.int64, k) if dt is not D.uint64 else \
+            cast(D.int64, k - IntImm(2**64 - 16, dt))
         index = floormod(cast(D.int32, k), IntImm(16))
         funcs.append(PrimFunc(f"bounds_{dt.value}_{extent}", (O,), For(
-            k, const(lo, dt), const(extent, dt), ForKind.serial, store(O, value, index))))
+            k, IntImm(lo, dt), IntImm(extent, dt), ForKind.serial, store(O, value, index))))
     n, m = Var("n"), Var("m")
-    funcs.append(PrimFunc("dynamic", (O, n, m), for_(
+    funcs.append(PrimFunc("dynamic", (O, n), for_(
         m, floormod(n, 7) + 1, store(O, cast(D.int64, m), m), ForKind.parallel, min=n - 5)))
     module = compile_funcs(funcs, cache_dir=cache)
     for f in funcs:
@@ -580,8 +585,8 @@ def _compile_chunks(chunks: list[list[PrimFunc]], cache: Path, opt_level: int
         return list(pool.map(lambda fs: compile_funcs(fs, opt_level, cache_dir=cache), chunks))
 
 
-@pytest.mark.parametrize("opt_level,seeds,exotic", [(2, range(0, 160), False),
-                                                    (0, range(1000, 1100), True)])
+@pytest.mark.parametrize("opt_level,seeds,exotic", [(2, range(0, 90), False),
+                                                    (0, range(1000, 1150), True)])
 def test_random_programs_match_interpreter_bit_for_bit(opt_level: int, seeds: range,
                                                        exotic: bool, cache: Path) -> None:
     funcs = _corpus(seeds, GenConfig(exotic_names=exotic))
@@ -592,19 +597,16 @@ def test_random_programs_match_interpreter_bit_for_bit(opt_level: int, seeds: ra
         module = modules[0] if k < half else modules[1]
         assert_matches_interp(module, f, random_args(f, seeds[k]))
         parallel += any(isinstance(n, For) and n.kind is ForKind.parallel for n in walk(f.body))
-    assert parallel >= 5  # race-free parallel loops stay parallel
+    assert parallel >= len(funcs) // 40  # race-free parallel loops stay parallel
 
 
 def test_differential_check_can_fail(cache: Path) -> None:
-    f = comparable(random_primfunc(3, name="r3"))
-    outputs = [p for p in f.params if isinstance(p, Buffer)]
-    g = PrimFunc(f.name, f.params, seq(f.body, store(outputs[0], const(
-        1 if outputs[0].dtype is not D.bool else True, outputs[0].dtype),
-        *[IntImm(0, d.dtype) for d in outputs[0].shape])))
+    """The harness notices a kernel that computes something else."""
+    f = elementwise("off_by_one", (D.float32,), lambda a: a + 1.0)
+    g = elementwise("off_by_one", (D.float32,), lambda a: a + 2.0)
     module = compile_funcs(g, cache_dir=cache)
-    args = random_args(f, 3)
-    args[outputs[0].name].reshape(-1)[0] = 0
-    with pytest.raises(AssertionError):
+    args = {"A0": values(D.float32), "O": np.zeros(N, np.float32)}
+    with pytest.raises(AssertionError, match="O differs"):
         assert_matches_interp(module, f, args)  # interprets f, runs g
 
 

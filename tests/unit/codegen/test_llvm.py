@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import signal
+import time
 
 import ml_dtypes
 import numpy as np
@@ -526,6 +529,31 @@ def test_parallel_loop_runs_on_several_threads() -> None:
     assert single.threads_seen() == 1
 
 
+def test_parallel_loop_in_a_forked_child() -> None:
+    """libgomp's pool hangs in a child forked after the parent used it; kernels must not."""
+    n = 4096
+    a, o = buffer("A", D.float32, [n]), buffer("O", D.float32, [n])
+    f = PrimFunc("par_fork", (a, o), for_(i, n, store(o, a[i] + a[i], i), ForKind.parallel))
+    kernel = compile_funcs([f], num_threads=4).kernel("par_fork")
+    x = np.arange(n, dtype=np.float32)
+    kernel(x, np.zeros(n, np.float32))  # start libgomp's pool in this process
+    pid = os.fork()
+    if pid == 0:
+        out = np.zeros(n, np.float32)
+        kernel(x, out)
+        os._exit(0 if np.array_equal(out, x + x) else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the parallel kernel hung in a forked child")
+
+
 def test_parallel_loop_edge_cases() -> None:
     m, lo = Var("m"), Var("lo")
     o = buffer("O", D.int32, [8, 8])
@@ -620,7 +648,7 @@ def test_race_free_random_programs_in_parallel() -> None:
         func = random_primfunc(seed)
         if any(isinstance(n, For) and n.kind is ForKind.parallel for n in walk(func.body)) \
                 and _race_free(func):
-            _differential(_exact_only(func), seed, num_threads=4)
+            _differential(_exact_only(func), seed, num_threads=2)
             tested += 1
     assert tested >= 25
 

@@ -1,0 +1,52 @@
+"""Golden tests: each `tests/golden/loop/<pass>/<name>.lir` is run through the pipeline in
+its `# pipeline:` header (verified and interpreted after every pass) and must equal
+`<name>.expected.lir` structurally. `python tests/golden/regen.py` shows (or, with
+`--write`, rewrites) the expected files; review every change by hand."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from compiler.loop import first_difference, parse, print_func, verify
+from compiler.passes import pass_names, pipeline
+from tests.golden.golden_util import ROOT, expected_path, inputs, run_golden
+
+CASES = inputs("loop")
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_golden(path: Path) -> None:
+    _, got = run_golden(path)
+    exp_file = expected_path(path)
+    assert exp_file.exists(), f"missing {exp_file.name} (see regen.py)"
+    expected = parse(exp_file.read_text(), str(exp_file))
+    verify(expected)
+    diff = first_difference(got, expected)
+    if diff is not None:
+        text = "\n".join(difflib.unified_diff(
+            print_func(expected).splitlines(), print_func(got).splitlines(), "expected", "got",
+            lineterm=""))
+        pytest.fail(f"{path.name}: structural mismatch at {diff}\n{text}")
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_golden_names_its_pass(path: Path) -> None:
+    from tests.golden.golden_util import header_pipeline
+
+    pipe = pipeline.parse_pipeline(header_pipeline(path.read_text(), path))
+    assert path.parent.name in pipe.names() or path.parent.name == "pipelines"
+
+
+def test_every_loop_pass_has_a_golden() -> None:
+    covered = {p.parent.name for p in CASES}
+    missing = [name for name in pass_names("loop") if name not in covered]
+    assert not missing, f"loop passes without golden tests: {missing}"
+
+
+def test_golden_dirs_are_passes() -> None:
+    dirs = {p.name for p in (ROOT / "loop").iterdir() if p.is_dir()}
+    unknown = dirs - set(pass_names("loop")) - {"pipelines"}
+    assert not unknown, f"golden directories that name no pass: {sorted(unknown)}"
