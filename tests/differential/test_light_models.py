@@ -15,8 +15,16 @@ from oracles.compare import compare
 from oracles.models import LIGHT_MODELS, light_input, load_light, randomize_light_model
 from oracles.reference import run_onnxruntime
 
-TARGETS = ["interp"]
 RTOL = 1e-4
+FAST_NATIVE = {"squeezenet", "shufflenet", "bvlc_alexnet"}  # the rest take minutes unfused
+
+
+def _params():
+    for name in LIGHT_MODELS:
+        yield pytest.param(name, "interp", id=f"{name}-interp")
+        for target in ("llvm", "c"):
+            marks = () if name in FAST_NATIVE else (pytest.mark.slow,)
+            yield pytest.param(name, target, id=f"{name}-{target}", marks=marks)
 
 
 def _close(expected: np.ndarray, actual: np.ndarray) -> None:
@@ -26,8 +34,7 @@ def _close(expected: np.ndarray, actual: np.ndarray) -> None:
     assert d, d.reason
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("name", LIGHT_MODELS)
+@pytest.mark.parametrize("name, target", _params())
 def test_light_model(name, target):
     model, reference = load_light(name)
     (y,) = prepare(model, target=target).run(light_input(model))
