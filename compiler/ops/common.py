@@ -13,7 +13,7 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.loop import build as B
-from compiler.loop.ir import Expr, IntImm, int_range, is_int
+from compiler.loop.ir import Expr
 from compiler.lower import te, topi
 from compiler.ops.base import InferCtx, check_dtype, norm_axis
 
@@ -121,7 +121,7 @@ def reduce_over(name: str, shape: Sequence[int], axes: Sequence[int], keepdims: 
     `value(src, kidx)` is the element reduced: `src` indexes the full input (reduction
     variables at `axes`), `kidx` the same element's keepdims-shaped statistics (0 at `axes`),
     so a later pass can read a statistic computed before, as in a variance. `where(src,
-    kidx)` skips elements. The stage keeps the stages its body reads alive."""
+    kidx)` skips elements."""
     rank = len(shape)
     axes = sorted({a % rank for a in axes}) if rank else []
     out_shape = [1 if k in axes else d for k, d in enumerate(shape)] if keepdims else \
@@ -145,30 +145,14 @@ def reduce_over(name: str, shape: Sequence[int], axes: Sequence[int], keepdims: 
         if dtype is not None:
             v = to(dtype, v)
         cond = where(tuple(src), tuple(kidx)) if where is not None else None
-        return te.reduce(kind, v, [rv[a] for a in axes], where=cond,
-                         init=init if init is not None else identity(kind, v.dtype))
+        return te.reduce(kind, v, [rv[a] for a in axes], where=cond, init=init)
 
-    return topi.stage(name, out_shape, body, dtype)
-
-
-def identity(kind: str, dtype: DType) -> Expr:
-    """`te.identity`, with integer extremes built as immediates directly: `ir.const` rejects
-    integers that a float64 cannot hold exactly (such as the int64 maximum)."""
-    if kind in ("max", "min") and is_int(dtype):
-        lo, hi = int_range(dtype)
-        return IntImm(lo if kind == "max" else hi, dtype)
-    return te.identity(kind, dtype)
+    return te.compute(name, out_shape, body, dtype)
 
 
 def keep_index(index: Index, axes: Sequence[int]) -> Index:
     """The keepdims-statistics index of the element at `index`: 0 at the reduced `axes`."""
     return tuple(te.idx(0) if k in axes else e for k, e in enumerate(index))
-
-
-def hold(t: te.Tensor, *producers: te.Tensor) -> te.Tensor:
-    """Make `t` keep `producers` alive (see `topi.stage`); returns `t`."""
-    t.extra.setdefault("producers", []).extend(producers)
-    return t
 
 
 def nan_eq(a: Expr, b: Expr) -> Expr:

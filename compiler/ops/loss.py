@@ -19,7 +19,7 @@ from compiler.loop import build as B
 from compiler.loop.ir import Expr
 from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, check_dtype, dim_eq, register
-from compiler.ops.common import FLOATS, compute_dtype, const, hold, need, to, work_dtype
+from compiler.ops.common import FLOATS, compute_dtype, const, need, to, work_dtype
 from compiler.ops.softmax import log_softmax, log_softmax_stage
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def nll_stage(ctx: LowerCtx, x: te.Tensor, target: te.Tensor,
         return loss, w
 
     if ctx.attrs["reduction"] == "none":
-        return topi.stage("nll", out.shape, lambda *i: to(out.dtype, terms(i)[0]), out.dtype)
+        return te.compute("nll", out.shape, lambda *i: to(out.dtype, terms(i)[0]), out.dtype)
 
     def total(k: int):
         def body() -> te.Reduction:
@@ -118,11 +118,11 @@ def nll_stage(ctx: LowerCtx, x: te.Tensor, target: te.Tensor,
             return te.reduce("sum", terms(tuple(r.var for r in rs))[k], rs)
         return body
 
-    num = topi.stage("nll_sum", (), total(0), dtype)
+    num = te.compute("nll_sum", (), total(0), dtype)
     if ctx.attrs["reduction"] == "sum":
-        return hold(topi.stage("nll", (), lambda: to(out.dtype, num[()]), out.dtype), num)
-    den = topi.stage("nll_wsum", (), total(1), dtype)
-    return topi.stage("nll", (), lambda: to(out.dtype, num[()] / den[()]), out.dtype)
+        return te.compute("nll", (), lambda: to(out.dtype, num[()]), out.dtype)
+    den = te.compute("nll_wsum", (), total(1), dtype)
+    return te.compute("nll", (), lambda: to(out.dtype, num[()] / den[()]), out.dtype)
 
 
 _ATTRS = {"ignore_index": Attr("int", None), "reduction": Attr("string", "mean")}
@@ -174,7 +174,7 @@ def _sce_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     x, labels = ins[0], ins[1]
     weight = ins[2] if len(ins) > 2 else None
     lp = log_softmax_stage(x, (1,))
-    loss = hold(nll_stage(ctx, lp, labels, weight, work_dtype(x.dtype)), lp)
+    loss = nll_stage(ctx, lp, labels, weight, work_dtype(x.dtype))
     return [loss, lp][:max(len(ctx.out_types), 1)]
 
 

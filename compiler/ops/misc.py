@@ -61,7 +61,7 @@ def _det_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     n = x.shape[-1]
     batch = x.shape[:-2]
     f64 = D.float64
-    a = topi.stage("det_a0", x.shape, lambda *i: to(f64, x[i]), f64)
+    a = te.compute("det_a0", x.shape, lambda *i: to(f64, x[i]), f64)
     factors: list[tuple[te.Tensor, te.Tensor, int]] = []
     for k in range(n):
         a = _lu_step(a, k, n, batch, factors)
@@ -73,9 +73,7 @@ def _det_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
             det = det * B.select(B.eq(p[b], te.idx(k)), piv, -piv)
         return to(x.dtype, det)
 
-    out = topi.stage("Det", batch, body, x.dtype)
-    out.extra.setdefault("producers", []).extend(t for f in factors for t in f[:2])
-    return [out]
+    return [te.compute("Det", batch, body, x.dtype)]
 
 
 def _lu_step(a: te.Tensor, k: int, n: int, batch: tuple[int, ...],
@@ -88,7 +86,7 @@ def _lu_step(a: te.Tensor, k: int, n: int, batch: tuple[int, ...],
         r = te.rvar("r", n - k)
         return te.reduce("max", col(b, r.var + te.idx(k)), [r])
 
-    big = topi.stage(f"det_mag{k}", batch, mag, D.float64)
+    big = te.compute(f"det_mag{k}", batch, mag, D.float64)
 
     def row(*b: Expr) -> te.Reduction:
         r = te.rvar("r", n - k)
@@ -97,7 +95,7 @@ def _lu_step(a: te.Tensor, k: int, n: int, batch: tuple[int, ...],
         return te.reduce("min", pos, [r], where=B.eq(col(b, pos), big[b]),
                          init=te.idx(n - 1))
 
-    piv_row = topi.stage(f"det_piv{k}", batch, row, D.int64)
+    piv_row = te.compute(f"det_piv{k}", batch, row, D.int64)
     factors.append((a, piv_row, k))
     if k == n - 1:
         return a
@@ -113,7 +111,7 @@ def _lu_step(a: te.Tensor, k: int, n: int, batch: tuple[int, ...],
         factor = B.select(B.eq(piv, zero), zero, a[(*b, src, kk)] / piv)
         return B.select(r > kk, v - factor * a[(*b, p, j)], v)
 
-    return topi.stage(f"det_a{k + 1}", a.shape, update, D.float64, inline=False)
+    return te.compute(f"det_a{k + 1}", a.shape, update, D.float64, inline=False)
 
 
 register(OpDef(
@@ -310,10 +308,10 @@ def _einsum_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tenso
             prod = v if prod is None else prod * v
         return te.reduce("sum", prod, rvars) if rvars else prod
 
-    res = topi.stage("einsum", out.shape, body, cd)
+    res = te.compute("einsum", out.shape, body, cd)
     if cd == out.dtype:
         return [res]
-    return [topi.stage("Einsum", out.shape, lambda *i: to(out.dtype, res[i]), out.dtype)]
+    return [te.compute("Einsum", out.shape, lambda *i: to(out.dtype, res[i]), out.dtype)]
 
 
 register(OpDef(
@@ -344,7 +342,7 @@ def _binarizer_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Te
     x = ins[0]
     thr = const(ctx.attrs["threshold"], D.float64)
     one, zero = const(1, x.dtype), const(0, x.dtype)
-    return [topi.stage("Binarizer", x.shape, lambda *i: B.select(
+    return [te.compute("Binarizer", x.shape, lambda *i: B.select(
         to(D.float64, x[i]) > thr, one, zero), x.dtype)]
 
 
@@ -392,7 +390,7 @@ def _afe_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         j = topi.safe_index(y[topi.unflatten(y.shape, i[-1])], last)
         return x[(*i[:-1], j)] if x.ndim > 1 else x[(j,)]
 
-    return [topi.stage("ArrayFeatureExtractor", out.shape, body, x.dtype)]
+    return [te.compute("ArrayFeatureExtractor", out.shape, body, x.dtype)]
 
 
 register(OpDef(

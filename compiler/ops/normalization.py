@@ -33,7 +33,6 @@ from compiler.ops.common import (
     FLOATS,
     compute_dtype,
     const,
-    hold,
     keep_index,
     need,
     promote,
@@ -122,14 +121,13 @@ def moments(name: str, x: te.Tensor, axes: Sequence[int], dtype: DType,
 
     total = reduce_over(f"{name}_sum", x.shape, axes, keepdims, "sum",
                         lambda s, k: to(dtype, x[s]))
-    mean = hold(topi.stage(f"{name}_mean", total.shape, lambda *i: total[i] / cnt, dtype),
-                total)
+    mean = te.compute(f"{name}_mean", total.shape, lambda *i: total[i] / cnt, dtype)
 
     def dev2(s: tuple[Expr, ...], k: tuple[Expr, ...]) -> Expr:
         return topi.let(to(dtype, x[s]) - mean[stat(k, s)], lambda d: d * d)
 
     sq = reduce_over(f"{name}_sq", x.shape, axes, keepdims, "sum", dev2)
-    var = hold(topi.stage(f"{name}_var", sq.shape, lambda *i: sq[i] / cnt, dtype), sq)
+    var = te.compute(f"{name}_var", sq.shape, lambda *i: sq[i] / cnt, dtype)
     return mean, var
 
 
@@ -200,7 +198,7 @@ def _bn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         mom = cd.np.type(ctx.attrs["momentum"])
         rest = cd.np.type(1) - mom
         for given, batch in ((mean, bmean), (var, bvar))[:len(ctx.out_types) - 1]:
-            outs.append(topi.stage("bn_running", given.shape, lambda c, g=given, t=batch: to(
+            outs.append(te.compute("bn_running", given.shape, lambda c, g=given, t=batch: to(
                 g.dtype, to(cd, g[c]) * const(mom, cd) + t[c] * const(rest, cd)), given.dtype))
         mean, var = bmean, bvar
 
@@ -210,7 +208,7 @@ def _bn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
             "sqrt", to(cd, var[c]) + eps) + to(cd, b[c])
         return to(x.dtype, y)
 
-    return [topi.stage("BatchNormalization", x.shape, body, x.dtype)] + outs
+    return [te.compute("BatchNormalization", x.shape, body, x.dtype)] + outs
 
 
 register(OpDef(
@@ -292,10 +290,10 @@ def _ln_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
             cd = promote(x.dtype, sdt)
             return to(sdt, to(cd, norm) * to(cd, sc))
 
-        return [topi.stage("RMSNormalization", shape, rms_body, sdt)]
+        return [te.compute("RMSNormalization", shape, rms_body, sdt)]
     mean, var = moments("ln", x, axes, stash)
-    inv = hold(topi.stage("ln_inv", mean.shape, lambda *i: const(1.0, stash) / B.call(
-        "sqrt", var[i] + eps), stash), var)
+    inv = te.compute("ln_inv", mean.shape, lambda *i: const(1.0, stash) / B.call(
+        "sqrt", var[i] + eps), stash)
 
     def body(*i: Expr) -> Expr:
         k = keep_index(i, axes)
@@ -304,7 +302,7 @@ def _ln_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
             y = y + topi.load_bcast(bias, shape, i)
         return y
 
-    y = topi.stage("LayerNormalization", shape, body, x.dtype)
+    y = te.compute("LayerNormalization", shape, body, x.dtype)
     return [y, mean, inv][:max(len(ctx.out_types), 1)]
 
 
@@ -386,7 +384,7 @@ def _gn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         p = (k[1],) if ctx.attrs["scale_per_group"] else (i[1],)
         return to(x.dtype, norm) * scale[p] + bias[p]
 
-    return [hold(topi.stage("GroupNormalization", x.shape, body, x.dtype), xg)]
+    return [te.compute("GroupNormalization", x.shape, body, x.dtype)]
 
 
 register(OpDef(
@@ -428,7 +426,7 @@ def _in_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         y = to(cd, scale[(i[1],)]) * (to(cd, x[i]) - mean[k]) / B.call("sqrt", var[k] + eps)
         return to(x.dtype, y + to(cd, b[(i[1],)]))
 
-    return [topi.stage("InstanceNormalization", x.shape, body, x.dtype)]
+    return [te.compute("InstanceNormalization", x.shape, body, x.dtype)]
 
 
 register(OpDef(
@@ -478,7 +476,7 @@ def _lrn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         v = topi.let(to(cd, x[(i[0], ch, *i[2:])]), lambda v: v * v)
         return te.reduce("sum", v, [r], where=B.and_(ch >= te.idx(0), ch < te.idx(c)))
 
-    tot = topi.stage("lrn_sum", x.shape, total, cd)
+    tot = te.compute("lrn_sum", x.shape, total, cd)
     scale = cd.np.type(a["alpha"]) / cd.np.type(size)
 
     def body(*i: Expr) -> Expr:
@@ -486,7 +484,7 @@ def _lrn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
                      const(a["beta"], cd))
         return to(x.dtype, to(cd, x[i]) / den)
 
-    return [topi.stage("LRN", x.shape, body, x.dtype)]
+    return [te.compute("LRN", x.shape, body, x.dtype)]
 
 
 register(OpDef(
@@ -537,7 +535,7 @@ def _lp_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         return topi.let(norm, lambda m: to(x.dtype, B.select(
             B.eq(m, const(0.0, cd)), const(0.0, cd), to(cd, x[i]) / m)))
 
-    return [topi.stage("LpNormalization", x.shape, body, x.dtype)]
+    return [te.compute("LpNormalization", x.shape, body, x.dtype)]
 
 
 register(OpDef(
@@ -578,7 +576,7 @@ def _mvn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
         y = (to(cd, x[i]) - mean[k]) / (B.call("sqrt", var[k]) + const(1e-9, cd))
         return to(x.dtype, y)
 
-    return [topi.stage("MeanVarianceNormalization", x.shape, body, x.dtype)]
+    return [te.compute("MeanVarianceNormalization", x.shape, body, x.dtype)]
 
 
 register(OpDef(

@@ -38,8 +38,6 @@ from compiler.ops.common import (
     compute_dtype,
     const,
     expand_index,
-    hold,
-    identity,
     keep_index,
     nan_eq,
     need,
@@ -256,12 +254,11 @@ def _reduce_compute(name: str):
             return cast_expr(v, out.dtype)
 
         if not axes:  # noop_with_empty_axes: the element-wise steps only
-            return [topi.stage(name, out.shape, lambda *i: finish(elem(x[i])), out.dtype)]
-        red = hold(topi.reduce_axes(f"{name}_acc", x, axes, keep, kind, elem, cd,
-                                    identity(kind, cd)), x)
+            return [te.compute(name, out.shape, lambda *i: finish(elem(x[i])), out.dtype)]
+        red = topi.reduce_axes(f"{name}_acc", x, axes, keep, kind, elem, cd)
         if post is None and cd == out.dtype:
             return [red]
-        return [topi.stage(name, out.shape, lambda *i: finish(red[i]), out.dtype)]
+        return [te.compute(name, out.shape, lambda *i: finish(red[i]), out.dtype)]
 
     return compute
 
@@ -285,7 +282,7 @@ def _log_sum_exp_compute(x: te.Tensor, axes: tuple[int, ...], keep: bool,
 
     shape = [1 if a in axes else d for a, d in enumerate(x.shape)] if keep else \
         [d for a, d in enumerate(x.shape) if a not in axes]
-    return topi.stage("ReduceLogSumExp", shape, body, dtype)
+    return te.compute("ReduceLogSumExp", shape, body, dtype)
 
 
 _REDUCE_ATTRS = {"keepdims": Attr("int", 1), "noop_with_empty_axes": Attr("int", 0)}
@@ -424,10 +421,10 @@ def _cum_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
             cond = pos < i[ax] if exclusive else pos <= i[ax]
         return te.reduce(kind, to(cd, x[src]), [r], where=cond)
 
-    acc = topi.stage(f"{ctx.op}_acc", x.shape, body, cd)
+    acc = te.compute(f"{ctx.op}_acc", x.shape, body, cd)
     if cd == x.dtype:
         return [acc]
-    return [topi.stage(ctx.op, x.shape, lambda *i: to(x.dtype, acc[i]), x.dtype)]
+    return [te.compute(ctx.op, x.shape, lambda *i: to(x.dtype, acc[i]), x.dtype)]
 
 
 for _name in ("CumSum", "CumProd"):
@@ -516,14 +513,14 @@ def _topk_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]
         first = B.or_(_beats(a, b, largest), B.and_(nan_eq(a, b), q.var < i[ax]))
         return te.reduce("sum", te.idx(1), [q], where=first)
 
-    rank = topi.stage("topk_rank", x.shape, rank_body, D.int64)
+    rank = te.compute("topk_rank", x.shape, rank_body, D.int64)
 
     def index_body(*i: Expr) -> te.Reduction:
         p = te.rvar("p", n)
         return te.reduce("sum", p.var, [p], where=B.eq(rank[at(i, p.var)], i[ax]))
 
-    index = topi.stage("topk_index", out_shape, index_body, D.int64)
-    values = topi.stage("topk_values", out_shape,
+    index = te.compute("topk_index", out_shape, index_body, D.int64)
+    values = te.compute("topk_values", out_shape,
                         lambda *i: x[at(i, topi.safe_index(index[i], n))], x.dtype)
     return [values, index]
 

@@ -112,14 +112,14 @@ def _stats(x: te.Tensor, axes: Sequence[int]) -> tuple[te.Tensor, te.Tensor]:
                         lambda s, k: to(acc, B.call("exp", x[s] - m[k])))
     if acc != x.dtype:
         wide = total
-        total = topi.stage("sm_sum_r", wide.shape, lambda *i: to(x.dtype, wide[i]), x.dtype,
+        total = te.compute("sm_sum_r", wide.shape, lambda *i: to(x.dtype, wide[i]), x.dtype,
                            inline=False)
     return m, total
 
 
 def softmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
     m, total = _stats(x, axes)
-    return topi.stage("Softmax", x.shape, lambda *i: B.call(
+    return te.compute("Softmax", x.shape, lambda *i: B.call(
         "exp", x[i] - m[keep_index(i, axes)]) / total[keep_index(i, axes)], x.dtype)
 
 
@@ -130,7 +130,7 @@ def log_softmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
         k = keep_index(i, axes)
         return (x[i] - m[k]) - B.call("log", total[k])
 
-    return topi.stage("LogSoftmax", x.shape, body, x.dtype)
+    return te.compute("LogSoftmax", x.shape, body, x.dtype)
 
 
 def hardmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
@@ -146,7 +146,7 @@ def hardmax_stage(x: te.Tensor, axes: Sequence[int]) -> te.Tensor:
         hit = B.eq(topi.flat_index(sub, i[lo:hi]), first[keep_index(i, axes)])
         return B.select(hit, const(1.0, x.dtype), const(0.0, x.dtype))
 
-    return topi.stage("Hardmax", x.shape, body, x.dtype)
+    return te.compute("Hardmax", x.shape, body, x.dtype)
 
 
 _STAGES = {"Softmax": softmax_stage, "LogSoftmax": log_softmax_stage, "Hardmax": hardmax_stage}

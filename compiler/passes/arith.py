@@ -448,6 +448,10 @@ def build_linear(terms: Terms, const: int, dtype: DType) -> Expr:
     out: Expr | None = None
     lowest = -(1 << (dtype.bits - 1))
     order = sorted(terms, key=term_key)
+    first_positive = next((t for t in order if terms[t] > 0 or terms[t] == lowest), None)
+    if first_positive is not None:  # `a - b` reads better than `-b + a`
+        order.remove(first_positive)
+        order.insert(0, first_positive)
     if order and const > 0 and terms[order[0]] < 0 and terms[order[0]] != lowest:
         out = IntImm(_fit(const, dtype), dtype)  # `c - t` reads better than `-t + c`
         const = 0

@@ -4,7 +4,8 @@ pass so a miscompile names its culprit.
 - `VerifyEach()`: run the verifier after every pass (added by `PassManager(verify=True)`).
 - `Timing()`: wall time per pass; `records` and `report()`.
 - `Dump(directory=..., callback=..., before=..., after=...)`: the IR text before/after each
-  pass, as `NN_<pass>.{before,after}.lir` files and/or `callback(stage, index, spec, text)`.
+  pass, as `NN_<pass>.{before,after}.lir` (`.gir` for graph IR) files and/or
+  `callback(stage, index, spec, text)`.
 - `InterpretEach(args=None, seed=0)`: run each loop function on fixed arguments before the
   pipeline and after every pass, and fail the first pass whose outputs differ bit for bit
   (or that introduces undefined behaviour). Without `args`, arguments come from
@@ -89,7 +90,8 @@ class Dump(Instrument):
             self.callback(stage, index, spec, text)
         if self.directory is not None:
             header = f"# pipeline: {self.pipeline}\n# {stage} pass {index}: {spec}\n"
-            path = self.directory / f"{index:02d}_{spec.name}.{stage}.lir"
+            ext = "lir" if level == "loop" else "gir"
+            path = self.directory / f"{index:02d}_{spec.name}.{stage}.{ext}"
             path.write_text(header + text)
 
     def before_pass(self, spec: PassSpec, index: int, ir: Any, level: str) -> None:

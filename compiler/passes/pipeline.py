@@ -34,11 +34,12 @@ class PipelineError(AnvilError):
 
 # The named pipelines of each IR level. O0 does nothing; O3 is the full sequence.
 _LOOP_O1 = "simplify,remove_noop,inline_let,dce"
-_LOOP_O2 = ("loop_canonicalize,simplify,inline_let,cse,licm,hoist_if,loop_partition,simplify,"
+_LOOP_O2 = ("loop_canonicalize,simplify,loop_partition,simplify,inline_let,licm,hoist_if,cse,"
             "dead_store_elim,dce,compact_alloc,storage_rewrite,hoist_alloc,remove_noop")
-_LOOP_O3 = (f"{_LOOP_O2},lower_intrinsics,loop_fusion,if_to_select,unroll{{max_extent=8}},"
-            "vectorize{width=8},parallelize,simplify,strength_reduce,narrow_index,cse,"
-            "remove_noop")
+_LOOP_O3 = ("loop_canonicalize,simplify,loop_partition,simplify,inline_let,licm,hoist_if,cse,"
+            "dead_store_elim,dce,compact_alloc,storage_rewrite,lower_intrinsics,loop_fusion,"
+            "if_to_select,parallelize,unroll{max_extent=8},vectorize{width=8},hoist_alloc,"
+            "simplify,strength_reduce,narrow_index,cse,remove_noop")
 NAMED_PIPELINES: dict[str, dict[str, str]] = {
     "loop": {"O0": "", "O1": _LOOP_O1, "O2": _LOOP_O2, "O3": _LOOP_O3},
     "graph": {"O0": "", "O1": "", "O2": "", "O3": ""},

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compiler.loop.verifier import verify
-from compiler.lower import topi
+from compiler.lower import te
 from compiler.lower.lowering import lower_call
 from compiler.ops.base import EvalCtx, get_op
 from oracles.compare import compare
@@ -292,7 +292,7 @@ def test_check_can_fail():
     """The harness notices a wrong kernel: a Softmax lowered as the identity fails."""
     op = get_op("Softmax")
     compute = op.compute
-    op.compute = lambda ctx, ins: [topi.stage("id", ins[0].shape, lambda *i: ins[0][i])]
+    op.compute = lambda ctx, ins: [te.compute("id", ins[0].shape, lambda *i: ins[0][i])]
     cases = Cases("lir")
     try:
         cases("Softmax", [floats(2, 3)])
