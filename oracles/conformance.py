@@ -65,6 +65,37 @@ def xfail_reason(name: str, xfails: dict[str, str]) -> str | None:
     return None
 
 
+def backend_test_class(target: str, module_name: str):
+    """ONNX's BackendTest node cases for `target` as a unittest class, with every case listed
+    in the xfail file marked as a strict pytest xfail."""
+    import onnx.backend.test
+    import pytest
+
+    from compiler.backend import AnvilBackend
+
+    class TargetBackend(AnvilBackend):
+        @classmethod
+        def prepare(cls, model, device="CPU", **kwargs):
+            kwargs.setdefault("target", target)
+            return super().prepare(model, device, **kwargs)
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        suite = onnx.backend.test.BackendTest(TargetBackend, module_name)
+    cls = suite.test_cases["OnnxBackendNodeModelTest"]
+    xfails = read_xfail(target=target)
+    for name in list(vars(cls)):
+        if not name.startswith("test_"):
+            continue
+        if name.endswith("_cuda"):
+            delattr(cls, name)  # Anvil's backend API serves the CPU device only
+            continue
+        reason = xfail_reason(name.removesuffix("_cpu"), xfails)
+        if reason is not None:
+            setattr(cls, name, pytest.mark.xfail(reason=reason, strict=True)(getattr(cls, name)))
+    return cls
+
+
 def case_op(case) -> str:
     nodes = case.model.graph.node
     if case.name.endswith("_expanded") or "_expanded_" in case.name:
