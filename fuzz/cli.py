@@ -80,7 +80,8 @@ def cmd_run(args) -> int:
     model = load(args.model)
     module = import_model(model)
     inputs = _load_inputs(args.inputs, module.main, args.seed)
-    outs = AnvilRep(module, args.target).run(inputs)
+    options = {"opt_level": args.opt_level} if args.target != "interp" else {}
+    outs = AnvilRep(module, args.target, **options).run(inputs)
     names = [o.name for o in model.graph.output]
     refs: dict[str, list[np.ndarray]] = {}
     for ref in filter(None, (args.compare or "").split(",")):
@@ -124,12 +125,27 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _parse_binds(items: list[str] | None) -> dict[str, int]:
+    out = {}
+    for item in items or ():
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit():
+            raise _UserError(f"bad --bind {item!r} (expected SYMBOL=INT)")
+        out[name] = int(value)
+    return out
+
+
 def _emit_native(module, args) -> str:
     from compiler.driver import compile as compile_module
 
     target = args.target if args.target != "interp" else {"c": "c"}.get(args.emit, "llvm")
     exe = compile_module(module, target=target, opt_level=args.opt_level)
-    funcs = exe.lower_static()
+    dims = _parse_binds(args.bind)
+    symbols = sorted({d for p in module.main.params for d in (p.type.shape or ())
+                      if isinstance(d, str) and d != "?"})
+    for s in symbols:
+        dims.setdefault(s, 1)
+    funcs = exe.lower_static(dims)
     if args.emit == "loop":
         from compiler.loop.printer import print_module as print_loop
 
@@ -164,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a model and print (or compare) its outputs")
     p.add_argument("model")
     p.add_argument("--inputs", help=".npz of inputs by name (default: seeded random)")
-    p.add_argument("--target", default="interp")
+    p.add_argument("--target", default="interp", help="interp | lir | llvm | c")
+    p.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
+                   help="optimisation level for native targets (-O0..-O3)")
     p.add_argument("--compare", help="comma-separated references: ort, interp")
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--atol", type=float, default=1e-5)
@@ -178,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", default="graph", choices=["graph", "loop", "llvm", "c"])
     p.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
                    help="optimisation level (-O0..-O3)")
+    p.add_argument("--bind", action="append", metavar="SYM=N",
+                   help="bind a symbolic input dimension for --emit loop/llvm/c (default 1)")
     p.add_argument("-o", "--output")
     p.set_defaults(fn=cmd_compile)
 

@@ -152,7 +152,7 @@ class Executable:
     def kernel_funcs(self) -> list[PrimFunc]:
         return [f for _, f in self.kernels.values()]
 
-    def lower_static(self) -> list[PrimFunc]:
+    def lower_static(self, dims: dict[str, int] | None = None) -> list[PrimFunc]:
         """Lower every call of a statically shaped model without running it (for --emit and
         ahead-of-time compilation); fails cleanly where a kernel depends on runtime values."""
         from compiler.graph.ir import TensorType
@@ -161,9 +161,14 @@ class Executable:
         types: dict[Var, TensorType] = {}
         values: dict[Var, np.ndarray] = {}
         for prm in fn.params:
-            if not prm.type.is_static:
-                raise UnsupportedError(f"input %{prm.name} has no static shape ({prm.type})")
-            types[prm] = prm.type
+            t = prm.type
+            if t.shape is not None and dims:
+                t = TensorType(tuple(dims.get(d, d) if isinstance(d, str) else d
+                                     for d in t.shape), t.dtype)
+            if not t.is_static:
+                raise UnsupportedError(f"input %{prm.name} has no static shape ({t}); bind its "
+                                       f"symbols (e.g. --bind N=1)")
+            types[prm] = t
         funcs: list[PrimFunc] = []
         for i, b in enumerate(fn.body):
             e = b.expr

@@ -67,3 +67,31 @@ def test_compile_emits_parseable_graph():
     r = anvil("compile", MODEL, "--emit", "graph")
     assert r.returncode == 0, r.stderr
     verify(parse(r.stdout))
+
+
+def test_compile_emits_loop_ir_that_parses():
+    from compiler.loop.parser import parse_module
+    from compiler.loop.verifier import verify
+
+    r = anvil("compile", MODEL, "--emit", "loop", "--bind", "N=2")
+    assert r.returncode == 0, r.stderr
+    funcs = parse_module(r.stdout)
+    assert len(funcs) == 9  # one kernel per graph op of tiny_cnn
+    for f in funcs:
+        verify(f)
+
+
+def test_compile_emits_c_and_llvm():
+    r = anvil("compile", MODEL, "--emit", "c")
+    assert r.returncode == 0 and "#include <math.h>" in r.stdout, r.stderr
+    r = anvil("compile", MODEL, "--emit", "llvm")
+    assert r.returncode == 0 and "define" in r.stdout, r.stderr
+    assert "bad --bind" in _clean_error(anvil("compile", MODEL, "--emit", "loop",
+                                               "--bind", "N"))
+
+
+def test_run_native_targets_match_onnxruntime():
+    for target in ("llvm", "c"):
+        r = anvil("run", MODEL, "--target", target, "--compare", "ort,interp")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(": match") == 2, r.stdout

@@ -5,7 +5,9 @@ statement reads a shared buffer that an earlier statement (since the last barrie
 or writes one that an earlier statement read or wrote, a barrier goes in between. A loop
 whose body both reads and writes shared memory also gets a barrier at the end of its body,
 for the hazard between iterations. Only sequences all threads reach together are touched:
-not under an `if` or loop whose condition or bounds depend on a thread index.
+not under an `if` or loop whose condition or bounds depend on a thread index. A single
+statement that both reads and writes shared memory another thread touches is not split
+(that needs a temporary and two barriers): such code is left as it is.
 
 The loop IR has no barrier intrinsic: a barrier is `assert true, "__anvil_barrier__ shared"`
 (see `loop_util.barrier`), a no-op for the interpreter that other passes keep.
