@@ -102,5 +102,7 @@ class NativeKernel:
 def _scalar_arg(p: Var, a: object) -> object:
     """16-bit floats travel as their raw bits; everything else as the value itself."""
     if p.dtype in (DType.float16, DType.bfloat16):
-        return int(np.asarray(a, dtype=p.dtype.np).view(np.uint16))
+        from compiler.loop.numeric import float_from_f64
+
+        return int(np.asarray(float_from_f64(float(a), p.dtype)).view(np.uint16))
     return a
