@@ -66,4 +66,7 @@ def compile(model: onnx.ModelProto | str | os.PathLike | Module, target: str = "
         raise AnvilError(f"opt level {opt_level} is not one of 0..3")
     module = model if isinstance(model, Module) else import_model(model)
     verify(module)
-    return Executable(module, target, codegen_for(target, opt_level))
+    from compiler.passes import named_pipeline
+
+    pipeline = str(named_pipeline(opt_level)) if opt_level else ""
+    return Executable(module, target, codegen_for(target, opt_level), loop_pipeline=pipeline)

@@ -161,6 +161,41 @@ def _emit_native(module, args) -> str:
     raise _UserError(f"unknown --emit {args.emit}")
 
 
+def cmd_opt(args) -> int:
+    from compiler.passes import PassManager, Timing, format_pass_list, parse_pipeline
+
+    if args.list:
+        print(format_pass_list())
+        return 0
+    if not args.file:
+        raise _UserError("opt needs FILE.gir or FILE.lir (or --list)")
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise _UserError(f"cannot read {path}: {e.strerror}") from None
+    if path.suffix == ".lir":
+        from compiler.loop.parser import parse_module
+        from compiler.loop.printer import print_module as print_ir
+
+        ir, level = list(parse_module(text, source=str(path))), "loop"
+    elif path.suffix == ".gir":
+        from compiler.graph.parser import parse
+        from compiler.graph.printer import print_module as print_ir
+
+        ir, level = parse(text), "graph"
+    else:
+        raise _UserError(f"{path}: expected a .gir (graph IR) or .lir (loop IR) file")
+    pipeline = parse_pipeline(args.passes or "", level=level)
+    timing = Timing()
+    out = PassManager(pipeline, instruments=[timing] if args.time else []).run(ir)
+    header = [f"pipeline: {pipeline}"] if level == "loop" else []
+    sys.stdout.write(print_ir(out, header) if level == "loop" else print_ir(out))
+    if args.time:
+        print(timing.report(), file=sys.stderr)
+    return 0
+
+
 def cmd_conformance(args) -> int:
     from oracles.conformance import main as conf_main
 
@@ -200,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bind a symbolic input dimension for --emit loop/llvm/c (default 1)")
     p.add_argument("-o", "--output")
     p.set_defaults(fn=cmd_compile)
+
+    p = sub.add_parser("opt", help="run a pass pipeline over IR text and print the result")
+    p.add_argument("file", nargs="?", help="FILE.gir (graph IR) or FILE.lir (loop IR)")
+    p.add_argument("--passes", help="pipeline, e.g. 'simplify,unroll{max_extent=8}' or O2")
+    p.add_argument("--list", action="store_true", help="list the registered passes")
+    p.add_argument("--time", action="store_true", help="print per-pass timings to stderr")
+    p.set_defaults(fn=cmd_opt)
 
     p = sub.add_parser("conformance", help="ONNX backend node tests: per-op pass table")
     p.add_argument("--target", default="interp")

@@ -49,6 +49,7 @@ class Executable:
     kernels: dict[str, tuple[Callable[..., None], PrimFunc]] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     plans: dict[tuple, _Plan] = field(default_factory=dict)
+    loop_pipeline: str = ""  # loop passes run over each lowered kernel (see compiler/passes)
 
     def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         fn = self.module.main
@@ -119,6 +120,7 @@ class Executable:
         t0 = time.perf_counter()
         func, types = lower_call(op, e.attr_dict, ins, n_out, f"k{len(self.kernels)}_{op.name}",
                                  where)
+        func = self.optimize(func)
         compiled = self.codegen([func])
         kernel = compiled[func.name]
         self.kernels[key] = (kernel, func)
@@ -129,6 +131,13 @@ class Executable:
 
     def __post_init__(self) -> None:
         self._types: dict[str, list] = {}
+
+    def optimize(self, func: PrimFunc) -> PrimFunc:
+        if not self.loop_pipeline:
+            return func
+        from compiler.passes import PassManager, parse_pipeline
+
+        return PassManager(parse_pipeline(self.loop_pipeline), verify=False).run(func)
 
     # -- memory planning -------------------------------------------------------------
     def _make_plan(self, fn: Function, record: list) -> _Plan:
@@ -198,7 +207,7 @@ class Executable:
             func, outs = lower_call(op, e.attr_dict, fake, len(b.outs),
                                     f"k{len(funcs)}_{op.name}", where)
             self._types[key] = outs
-            funcs.append(func)
+            funcs.append(self.optimize(func))
             for o, t in zip(b.outs, outs, strict=False):
                 types[o] = t
         return funcs

@@ -95,3 +95,23 @@ def test_run_native_targets_match_onnxruntime():
         r = anvil("run", MODEL, "--target", target, "--compare", "ort,interp")
         assert r.returncode == 0, r.stderr
         assert r.stdout.count(": match") == 2, r.stdout
+
+
+def test_opt_runs_a_pipeline_and_rejects_unknown_passes(tmp_path):
+    from compiler.loop.parser import parse_module
+
+    lir = tmp_path / "k.lir"
+    r = anvil("compile", MODEL, "--emit", "loop", "-o", lir)
+    assert r.returncode == 0, r.stderr
+    r = anvil("opt", lir, "--passes", "simplify,loop_partition")
+    assert r.returncode == 0, r.stderr
+    assert len(parse_module(r.stdout)) == 9
+    assert "did you mean 'simplify'" in _clean_error(anvil("opt", lir, "--passes", "simplfy"))
+    r = anvil("opt", "--list")
+    assert r.returncode == 0 and "vectorize" in r.stdout
+
+
+def test_optimisation_levels_agree_with_onnxruntime():
+    for level in ("-O1", "-O3"):
+        r = anvil("run", MODEL, "--target", "llvm", level, "--compare", "ort")
+        assert r.returncode == 0 and ": match" in r.stdout, r.stderr
