@@ -21,8 +21,35 @@ Semantics (the interpreter in `interp.py` is the executable definition):
 - `Cast`: int->int wraps; int->float and float->float round to nearest even; float->int
   truncates toward zero and is undefined for NaN, infinities and values outside the target
   range; x->bool is `x != 0`; bool->x is 0 or 1.
+- `Reinterpret(dtype, value)`: the bits of `value` read as `dtype` (numpy's `.view`). Both
+  types have the same width of at least 8 bits, and neither is bool.
 - Float immediates are stored as Python floats holding exactly a value of their dtype. NaN
   immediates are canonical (positive quiet NaN); `-0.0` and `0.0` are different immediates.
+
+Storage-only dtypes (`STORAGE_DTYPES`): the minifloats float8e4m3fn, float8e4m3fnuz,
+float8e5m2, float8e5m2fnuz, float8e8m0 and float4e2m1, and the narrow integers int4, uint4,
+int2, uint2. Buffers hold one element per byte, as numpy/ml_dtypes arrays of these types do
+(a narrow integer in the low bits, the high bits zero when written). The only operations on
+them are load, store, `Select`, `Let`, `Broadcast`, `Reinterpret` (8-bit ones) and `Cast` to
+and from every supported dtype; arithmetic, comparisons, intrinsics and immediates of these
+dtypes are rejected by the verifier (cast to a wider type first). Their casts are ml_dtypes'
+`astype`, which for the minifloats always goes through float32:
+
+- minifloat -> x: decode exactly to float32, then float32 -> x by the rules above (so a
+  minifloat -> integer cast is undefined for NaN, infinities and out-of-range values);
+- x -> minifloat: x -> float32 by the rules above (float64 and wide integers round twice),
+  then float32 -> minifloat as ml_dtypes rounds: to nearest even; overflow gives inf
+  (float8e5m2), NaN (the fn/fnuz formats) or the largest value (float4e2m1, which has no inf
+  or NaN: NaN becomes a zero whose sign is the NaN's flipped); fnuz formats have no -0.0;
+  NaN keeps its sign where the format has a signed NaN. float8e8m0 (powers of two 2**-127 ..
+  2**127, byte 255 is NaN) rounds halfway cases up, gives NaN for zero, negatives, inf and
+  NaN, 2**-127 for every positive value up to 2**-127, and 2**-126 for values between
+  2**-127 and 2**-126;
+- narrow integers are integers for casts: to them, int->int wraps and float->int truncates
+  (undefined outside the range); from them, the value converts as an int8/uint8 would.
+
+Bytes a program did not write are read as ml_dtypes reads them: a narrow integer ignores the
+high bits; a float4e2m1 byte is negative when any of bits 3..7 is set.
 
 Traversal is written once: `map_children` rebuilds a node from its dataclass fields, and
 `children`, `walk`, `transform` and `rewrite` are built on top of it (see `traverse.py`).
@@ -44,7 +71,13 @@ INT_DTYPES: tuple[DType, ...] = (
     DType.uint8, DType.uint16, DType.uint32, DType.uint64,
 )
 FLOAT_DTYPES: tuple[DType, ...] = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
-SUPPORTED_DTYPES: tuple[DType, ...] = (DType.bool, *INT_DTYPES, *FLOAT_DTYPES)
+MINIFLOAT_DTYPES: tuple[DType, ...] = (
+    DType.float8e4m3fn, DType.float8e4m3fnuz, DType.float8e5m2, DType.float8e5m2fnuz,
+    DType.float8e8m0, DType.float4e2m1,
+)
+NARROW_INT_DTYPES: tuple[DType, ...] = (DType.int4, DType.uint4, DType.int2, DType.uint2)
+STORAGE_DTYPES: tuple[DType, ...] = (*MINIFLOAT_DTYPES, *NARROW_INT_DTYPES)
+SUPPORTED_DTYPES: tuple[DType, ...] = (DType.bool, *INT_DTYPES, *FLOAT_DTYPES, *STORAGE_DTYPES)
 
 SCOPES = ("global", "shared", "local")
 THREAD_TAGS = tuple(f"{k}.{a}" for k in ("blockIdx", "threadIdx") for a in "xyz")
@@ -58,6 +91,25 @@ def is_int(dtype: DType) -> bool:
 
 def is_float(dtype: DType) -> bool:
     return dtype in FLOAT_DTYPES
+
+
+def is_storage(dtype: DType) -> bool:
+    """A storage-only dtype: load, store, select and cast, no arithmetic."""
+    return dtype in STORAGE_DTYPES
+
+
+def is_minifloat(dtype: DType) -> bool:
+    return dtype in MINIFLOAT_DTYPES
+
+
+def is_narrow_int(dtype: DType) -> bool:
+    return dtype in NARROW_INT_DTYPES
+
+
+def can_reinterpret(src: DType, dst: DType) -> bool:
+    """Whether `Reinterpret` may read `src`'s bits as `dst`: one width of 8+ bits, no bool."""
+    return (src.bits == dst.bits and src.bits >= 8 and DType.bool not in (src, dst)
+            and src in SUPPORTED_DTYPES and dst in SUPPORTED_DTYPES)
 
 
 def int_range(dtype: DType) -> tuple[int, int]:
@@ -256,6 +308,18 @@ class Select(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Cast(Expr):
+    dtype: DType
+    value: Expr
+    lanes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, lanes=self.value.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class Reinterpret(Expr):
+    """The bits of `value` read as `dtype` (same width; see `can_reinterpret`)."""
+
     dtype: DType
     value: Expr
     lanes: int = field(init=False, repr=False, compare=False)

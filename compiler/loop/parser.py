@@ -41,6 +41,7 @@ from compiler.loop.ir import (
     LetStmt,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -464,6 +465,8 @@ class _Parser:
                 return IntImm(int(word == "true"), DType.bool)
             if FLOAT_WORD_RE.fullmatch(word):
                 return self.literal(tok)
+            if word == "reinterpret":
+                return self.reinterpret()
             if self.at("("):
                 return self.call_like(tok)
         if tok.kind in ("ident", "str"):
@@ -476,6 +479,19 @@ class _Parser:
             self.expect("[")
             return BufferLoad(item, self.exprs("]"))
         raise self.error(f"expected an expression, found {self._show(tok)}", tok.start)
+
+    def reinterpret(self) -> Expr:
+        """`reinterpret<dtype>(x)`, after the word."""
+        self.expect("<")
+        tok = self.peek()
+        dtype, lanes = self.dtype()
+        if lanes != 1:
+            raise self.error("reinterpret takes a scalar type (the lanes are x's)", tok.start)
+        self.expect(">")
+        self.expect("(")
+        value = self.expr()
+        self.expect(")")
+        return Reinterpret(dtype, value)
 
     def call_like(self, tok: Token) -> Expr:
         word = tok.text

@@ -19,6 +19,7 @@ func @add(A: float32[4, 8], B: float32[4, 8], C: float32[4, 8]) {
 - Operators, loosest first: `||`, `&&`, `|`, `^`, `&`, `== !=`, `< <= > >=`, `<< >>`,
   `+ -`, `* / // %` (`//` and `%` are floordiv/floormod), unary `- ! ~`. Other operations
   are calls: `min`, `max`, `truncdiv`, `truncmod`, `select(c, a, b)`, `float32(x)` (cast),
+  `reinterpret<int32>(x)` (the bits of `x` read as int32),
   `ramp(base, stride, lanes)`, `broadcast(x, lanes)`, intrinsics (`exp(x)`), and
   `(let x = v in e)`.
 - Statements: `for i in serial(0, n) {..}` (kinds serial, parallel, vectorized, unrolled, or a
@@ -69,6 +70,7 @@ from compiler.loop.ir import (
     Node,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -91,7 +93,8 @@ FLOAT_WORD_RE = re.compile(r"(inf|nan)(bf16|f16|f32|f64)?")
 _FLOAT_TEXT_RE = re.compile(r"-?\d+(\.\d*)?(e[+-]?\d+)?")
 
 LOOP_KINDS = ("serial", "parallel", "vectorized", "unrolled", "thread_binding")
-BUILTINS = ("select", "ramp", "broadcast", "min", "max", "truncdiv", "truncmod")
+BUILTINS = ("select", "ramp", "broadcast", "min", "max", "truncdiv", "truncmod",
+            "reinterpret")
 KEYWORDS = ("func", "attrs", "for", "in", "alloc", "if", "else", "let", "assert", "eval", "seq",
             "true", "false")
 RESERVED = frozenset(
@@ -187,6 +190,8 @@ def _expr(e: Expr) -> tuple[str, int]:
         return f"select({_args(e.cond, e.t, e.f)})", ATOM_PREC
     if isinstance(e, Cast):
         return f"{e.dtype.value}({print_expr(e.value)})", ATOM_PREC
+    if isinstance(e, Reinterpret):
+        return f"reinterpret<{e.dtype.value}>({print_expr(e.value)})", ATOM_PREC
     if isinstance(e, Call):
         return f"{e.op}({_args(*e.args)})", ATOM_PREC
     if isinstance(e, Ramp):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from compiler.dtypes import DType
-from compiler.loop.ir import int_range, is_float, is_int
+from compiler.loop.ir import int_range, is_float, is_int, is_minifloat, is_narrow_int
 from compiler.loop.numeric import float_from_f64, float_from_ints, wrap_int
 
 
@@ -49,26 +49,42 @@ def ieee_minmax(is_min: bool, vector: bool) -> Callable[[Any, Any], Any]:
 
 def cast_value(value: Any, src: DType, dst: DType, lanes: int,
                fail: Callable[[str], None]) -> Any:
-    a = _to_array(value, src)
+    return _from_array(cast_array(_to_array(value, src), src, dst, fail), dst, lanes)
+
+
+def cast_array(a: np.ndarray, src: DType, dst: DType, fail: Callable[[str], None]
+               ) -> np.ndarray:
+    """`a` (of `src`) cast to `dst` by the loop IR's rules; `fail(message)` on UB."""
     if src == dst:
-        out = a
-    elif dst is DType.bool:
-        out = a != 0
-    elif is_float(src) and is_int(dst):
+        return a
+    if is_minifloat(src):  # decoded exactly, then an ordinary float32 cast
+        return cast_array(a.astype(np.float32), DType.float32, dst, fail)
+    if is_narrow_int(src):
+        return cast_array(a.astype(np.int64), DType.int64, dst, fail)
+    if is_minifloat(dst):  # ml_dtypes converts through float32 (and rounds twice)
+        return cast_array(a, src, DType.float32, fail).astype(dst.np)
+    if dst is DType.bool:
+        return a != 0
+    if is_float(src) and (is_int(dst) or is_narrow_int(dst)):
         t = np.trunc(a.astype(np.float64))
         lo, hi = int_range(dst)
         ok = (t >= float(lo)) & (t < float(hi + 1))
         if not np.all(ok):
             bad = np.asarray(a).reshape(-1)[~np.asarray(ok).reshape(-1)][0]
             fail(f"cast of {bad} to {dst.value} is out of range")
-        out = t.astype(dst.np)
-    elif is_float(dst) and is_float(src):
-        out = float_from_f64(a.astype(np.float64), dst)
-    elif is_float(dst):
-        out = float_from_ints(a, dst) if src is not DType.bool else a.astype(dst.np)
-    else:
-        out = a.astype(dst.np)  # int/bool -> int: wraps
-    return _from_array(out, dst, lanes)
+        return t.astype(np.int64).astype(dst.np)
+    if is_float(dst) and is_float(src):
+        return float_from_f64(a.astype(np.float64), dst)
+    if is_float(dst):
+        return float_from_ints(a, dst) if src is not DType.bool else a.astype(dst.np)
+    if is_narrow_int(dst):  # wraps, as ml_dtypes does from int64
+        return a.astype(np.int64).astype(dst.np)
+    return a.astype(dst.np)  # int/bool -> int: wraps
+
+
+def reinterpret_value(value: Any, src: DType, dst: DType, lanes: int) -> Any:
+    """The bits of `value` read as `dst` (same width)."""
+    return _from_array(_to_array(value, src).view(dst.np), dst, lanes)
 
 
 def _in_f32(fn: Callable[..., Any]) -> Callable[..., Any]:

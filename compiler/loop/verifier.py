@@ -3,7 +3,9 @@
 Checked:
 - every field holds the kind of value its node declares (an Expr where an Expr belongs, ...);
 - dtypes are supported, literals fit their dtype, operand dtypes and lanes agree, and each
-  operator, comparison and intrinsic gets operand dtypes it accepts;
+  operator, comparison and intrinsic gets operand dtypes it accepts (none accepts a
+  storage-only dtype: those are loaded, stored, selected and cast only);
+- a reinterpret keeps the bit width (8 bits or more, no bool);
 - indices are integers, index count equals buffer rank, vector lanes agree;
 - conditions (if, assert, select) are bool;
 - names: every variable and buffer is used in scope and matches its definition, and no
@@ -54,14 +56,17 @@ from compiler.loop.ir import (
     Node,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     Stmt,
     UnKind,
     UnOp,
     Var,
+    can_reinterpret,
     int_range,
     is_float,
     is_int,
+    is_storage,
 )
 from compiler.loop.numeric import round_float
 from compiler.loop.traverse import children
@@ -99,6 +104,10 @@ def _operand_ok(dtype: DType, rule: str) -> bool:
     if rule == "int":
         return is_int(dtype)
     return dtype is DType.bool
+
+
+def _storage_hint(dtype: DType) -> str:
+    return " (a storage-only dtype: cast it first)" if is_storage(dtype) else ""
 
 
 def _short(node: Node) -> str:
@@ -285,6 +294,9 @@ class _Verifier:
 
     def local(self, n: Node) -> None:
         """Checks of one node whose children are already checked."""
+        if isinstance(n, (IntImm, FloatImm)) and is_storage(n.dtype):
+            raise self.fail(n, f"no literals of the storage-only dtype {n.dtype.value} (cast a "
+                               f"wider literal)")
         if isinstance(n, IntImm):
             lo, hi = int_range(n.dtype)
             if not (is_int(n.dtype) or n.dtype is DType.bool) or not lo <= n.value <= hi:
@@ -298,15 +310,26 @@ class _Verifier:
         elif isinstance(n, BinOp):
             self.same_type(n, n.a, n.b, f"operands of {n.op.label}")
             if not _operand_ok(n.a.dtype, BIN_OPERANDS[n.op]):
-                raise self.fail(n, f"{n.op.label} does not accept {n.a.dtype.value} operands")
+                raise self.fail(n, f"{n.op.label} does not accept {n.a.dtype.value} operands"
+                                   f"{_storage_hint(n.a.dtype)}")
         elif isinstance(n, CmpOp):
             self.same_type(n, n.a, n.b, f"operands of {n.op.name}")
+            if is_storage(n.a.dtype):
+                raise self.fail(n, f"{n.op.name} does not accept {n.a.dtype.value} operands"
+                                   f"{_storage_hint(n.a.dtype)}")
             ok = n.op in (CmpKind.eq, CmpKind.ne) or n.a.dtype is not DType.bool
             if not ok:
                 raise self.fail(n, f"{n.op.name} does not accept bool operands")
+        elif isinstance(n, Reinterpret):
+            src = n.value.dtype
+            if not can_reinterpret(src, n.dtype):
+                raise self.fail(n, f"cannot reinterpret {src.value} ({src.bits} bits) as "
+                                   f"{n.dtype.value} ({n.dtype.bits} bits): reinterpret needs "
+                                   f"one width of at least 8 bits, and no bool")
         elif isinstance(n, UnOp):
             if not _operand_ok(n.a.dtype, UN_OPERANDS[n.op]):
-                raise self.fail(n, f"{n.op.label} does not accept a {n.a.dtype.value} operand")
+                raise self.fail(n, f"{n.op.label} does not accept a {n.a.dtype.value} operand"
+                                   f"{_storage_hint(n.a.dtype)}")
         elif isinstance(n, Select):
             self.bool_cond(n, n.cond, "select condition", n.t.lanes)
             self.same_type(n, n.t, n.f, "select arms")
@@ -335,7 +358,8 @@ class _Verifier:
             self.same_type(n, n.args[0], a, f"arguments of {n.op}")
         arg = n.args[0].dtype
         if not _operand_ok(arg, intr.operand):
-            raise self.fail(n, f"{n.op} does not accept {arg.value} arguments")
+            raise self.fail(n, f"{n.op} does not accept {arg.value} arguments"
+                               f"{_storage_hint(arg)}")
         want = DType.bool if intr.result == "bool" else arg
         if n.dtype != want:
             raise self.fail(n, f"{n.op} returns {want.value}, not {n.dtype.value}")

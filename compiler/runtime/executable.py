@@ -59,6 +59,8 @@ class Executable:
         self.stats.launches = self.stats.host_calls = 0
         sig = tuple((a.shape, str(a.dtype)) for a in args)
         p = self.plans.get(sig)
+        if p is None and not self.plans and not self.kernels:
+            self._compile_ahead(args)
         record: list | None = [] if p is None else None
         outs = self._run_function(fn, args, {}, p, record)
         if record is not None:
@@ -132,6 +134,25 @@ class Executable:
     def __post_init__(self) -> None:
         self._types: dict[str, list] = {}
 
+    def _compile_ahead(self, args: Sequence[np.ndarray]) -> None:
+        """When every kernel can be lowered before running (static shapes, constant shape
+        inputs), compile them all as one module: one JIT module / one shared object."""
+        fn = self.module.main
+        if any(tuple(p.type.shape or ()) != a.shape for p, a in zip(fn.params, args,
+                                                                      strict=True)):
+            return
+        t0 = time.perf_counter()
+        try:
+            funcs = self.lower_static()
+        except UnsupportedError:
+            return  # some kernel depends on run-time values: compile lazily instead
+        if funcs:
+            compiled = self.codegen(funcs)
+            for key, func in self._static_keys.items():
+                self.kernels[key] = (compiled[func.name], func)
+        self.stats.kernels = len(self.kernels)
+        self.stats.compile_s += time.perf_counter() - t0
+
     def optimize(self, func: PrimFunc) -> PrimFunc:
         if not self.loop_pipeline:
             return func
@@ -179,6 +200,8 @@ class Executable:
                                        f"symbols (e.g. --bind N=1)")
             types[prm] = t
         funcs: list[PrimFunc] = []
+        keyed: dict[str, PrimFunc] = {}
+        self._static_keys = keyed
         for i, b in enumerate(fn.body):
             e = b.expr
             if isinstance(e, Const):
@@ -206,7 +229,9 @@ class Executable:
             func, outs = lower_call(op, e.attr_dict, fake, len(b.outs),
                                     f"k{len(funcs)}_{op.name}", where)
             self._types[key] = outs
-            funcs.append(self.optimize(func))
+            if key not in keyed:
+                keyed[key] = self.optimize(func)
+                funcs.append(keyed[key])
             for o, t in zip(b.outs, outs, strict=False):
                 types[o] = t
         return funcs
