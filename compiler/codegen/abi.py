@@ -7,7 +7,8 @@ A PrimFunc `f(params...)` becomes the C-ABI symbol
 in parameter order: a `Buffer` parameter is a pointer to its element type (contiguous,
 row-major, multi-dimensional indices flattened by the buffer's shape), a scalar `Var`
 parameter is passed by value in its dtype. bool is one byte (0/1); float16 is IEEE half;
-bfloat16 is passed and stored as its 16 raw bits. The return value is 0, or k >= 1 when
+bfloat16 is passed and stored as its 16 raw bits; each storage-only dtype (float8, float4,
+int4, int2, ...) is one byte, as ml_dtypes stores it. The return value is 0, or k >= 1 when
 the k-th `Assert` of the function (in `walk` pre-order) failed.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
-from compiler.loop.ir import Assert, Buffer, IntImm, PrimFunc, Var
+from compiler.loop.ir import STORAGE_DTYPES, Assert, Buffer, IntImm, PrimFunc, Var
 from compiler.loop.traverse import walk
 
 CTYPES: dict[DType, type] = {
@@ -37,6 +38,7 @@ CTYPES: dict[DType, type] = {
     DType.bfloat16: ctypes.c_uint16,
     DType.float32: ctypes.c_float,
     DType.float64: ctypes.c_double,
+    **{d: ctypes.c_uint8 for d in STORAGE_DTYPES},
 }
 
 

@@ -49,6 +49,7 @@ from compiler.loop.ir import (
     Stmt,
     Var,
     int_range,
+    is_storage,
 )
 from compiler.loop.traverse import walk
 from compiler.loop.verifier import verify
@@ -95,10 +96,10 @@ class _FuncEmitter(ExprEmitter):
                 continue
             if p.lanes != 1:
                 raise self.fail(p, "vector scalar parameters are not supported")
-            if p.dtype in HALF:
+            if p.dtype in HALF or is_storage(p.dtype):
                 raw = self.names.fresh(f"{p.name}_bits")
-                params.append(f"uint16_t {raw}")
-                self.line(f"const float {cname} = {self.to_value(raw, p.dtype)};")
+                params.append(f"{STORAGE_CTYPE[p.dtype]} {raw}")
+                self.line(f"const {VALUE_CTYPE[p.dtype]} {cname} = {self.to_value(raw, p.dtype)};")
             else:
                 params.append(f"{VALUE_CTYPE[p.dtype]} {cname}")
             self.vars[p.name] = (cname, 1)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compiler.codegen.c_helpers import (
+    STORAGE_CTYPE,
     VALUE_CTYPE,
     Names,
     float_literal,
@@ -21,6 +22,7 @@ from compiler.codegen.c_helpers import (
     wide_ctype,
     wide_literal,
 )
+from compiler.codegen.c_minifloat import decode_name, encode_name, wrap_name
 from compiler.dtypes import DType
 from compiler.errors import UnsupportedError
 from compiler.loop.ir import (
@@ -38,12 +40,15 @@ from compiler.loop.ir import (
     Node,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     UnKind,
     UnOp,
     Var,
     is_float,
     is_int,
+    is_minifloat,
+    is_narrow_int,
 )
 
 D = DType
@@ -147,6 +152,8 @@ class ExprEmitter:
             return f"{self.use('anv_f16_to_f32')}({text})"
         if dtype is D.bfloat16:
             return f"{self.use('anv_bf16_to_f32')}({text})"
+        if is_narrow_int(dtype):  # the low bits of the byte
+            return f"{self.use(wrap_name(dtype))}({text})"
         return text
 
     def to_storage(self, text: str, dtype: DType) -> str:
@@ -154,6 +161,8 @@ class ExprEmitter:
             return f"{self.use('anv_f32_to_f16')}({text})"
         if dtype is D.bfloat16:
             return f"{self.use('anv_f32_to_bf16')}({text})"
+        if is_narrow_int(dtype) and dtype.is_signed:
+            return f"(uint8_t)(({text}) & {(1 << dtype.bits) - 1})"
         return text
 
     def round_half(self, text: str, dtype: DType) -> str:
@@ -187,7 +196,9 @@ class ExprEmitter:
             return (f"({self.expr(e.cond, lane)} ? {self.expr(e.t, lane)} : "
                     f"{self.expr(e.f, lane)})")
         if isinstance(e, Cast):
-            return self.cast(e, lane)
+            return self.convert(self.expr(e.value, lane), e.value.dtype, e.dtype)
+        if isinstance(e, Reinterpret):
+            return self.reinterpret(e, lane)
         if isinstance(e, Call):
             return self.call(e, lane)
         if isinstance(e, Ramp):
@@ -271,11 +282,20 @@ class ExprEmitter:
         text = f"~{self.expr(e.a, lane)}"
         return f"({text})" if e.dtype.bits == 32 else f"(({ct}){text})"
 
-    def cast(self, e: Cast, lane: str | None) -> str:
-        src, dst = e.value.dtype, e.dtype
-        x = self.expr(e.value, lane)
+    def convert(self, x: str, src: DType, dst: DType) -> str:
+        """C text of `x` (a value of `src`) cast to `dst`."""
         if src == dst:
             return x
+        if is_minifloat(src):  # through float32, as ml_dtypes converts
+            return self.convert(f"{self.use(decode_name(src))}({strip_parens(x)})", D.float32,
+                                dst)
+        if is_minifloat(dst):
+            return f"{self.use(encode_name(dst))}({strip_parens(self.convert(x, src, D.float32))})"
+        if is_narrow_int(src):  # held as an int8_t/uint8_t in range
+            return self.convert(x, D.int8 if src.is_signed else D.uint8, dst)
+        if is_narrow_int(dst):
+            via = self.convert(x, src, D.int8 if dst.is_signed else D.uint8)
+            return f"{self.use(wrap_name(dst))}((uint8_t){via})"
         if dst is D.bool:
             return f"({x} != 0)"
         if is_int(dst):
@@ -297,6 +317,19 @@ class ExprEmitter:
             name = "anv_f16_from_f64" if dst is D.float16 else "anv_bf16_from_f64"
             return f"{self.use(name)}({x})"
         return self.round_half(x, dst)
+
+    def reinterpret(self, e: Reinterpret, lane: str | None) -> str:
+        """The stored bits of the value, read as the other type's stored bits."""
+        src, dst = e.value.dtype, e.dtype
+        x = self.to_storage(strip_parens(self.expr(e.value, lane)), src)
+        a, b = STORAGE_CTYPE[src], STORAGE_CTYPE[dst]
+        if a == b:
+            bits = x
+        elif "float" in (a, b) or "double" in (a, b):
+            bits = f"((union {{ {a} a; {b} b; }}){{ .a = {x} }}).b"
+        else:
+            bits = f"(({b}){x})"  # integers of one width: modular
+        return self.to_value(bits, dst)
 
     def call(self, e: Call, lane: str | None) -> str:
         dt, op = e.args[0].dtype, e.op

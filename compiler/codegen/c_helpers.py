@@ -7,7 +7,9 @@ Value representation in generated C (see `c_emit.py`):
 - float32/float64 are `float`/`double`;
 - float16/bfloat16 are stored as `uint16_t` bits, but every value in an expression is a
   `float` that holds exactly a value of the 16-bit type: each operation computes in float32
-  and rounds back to nearest even (exact for + - * / sqrt, and what the interpreter does).
+  and rounds back to nearest even (exact for + - * / sqrt, and what the interpreter does);
+- the storage-only dtypes are stored as one `uint8_t` each: a minifloat's value is its byte,
+  a narrow integer's value is an `int8_t`/`uint8_t` in its range (see `c_minifloat.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 
 import numpy as np
 
+from compiler.codegen.c_minifloat import HELPERS as STORAGE_HELPERS
 from compiler.codegen.c_reserved import HEADER_NAMES, OPENMP_NAMES
 from compiler.dtypes import DType
 
@@ -26,9 +29,15 @@ VALUE_CTYPE: dict[DType, str] = {
     D.bool: "uint8_t", D.int8: "int8_t", D.int16: "int16_t", D.int32: "int32_t",
     D.int64: "int64_t", D.uint8: "uint8_t", D.uint16: "uint16_t", D.uint32: "uint32_t",
     D.uint64: "uint64_t", D.float16: "float", D.bfloat16: "float", D.float32: "float",
-    D.float64: "double",
+    D.float64: "double", D.int4: "int8_t", D.int2: "int8_t", D.uint4: "uint8_t",
+    D.uint2: "uint8_t", D.float8e4m3fn: "uint8_t", D.float8e4m3fnuz: "uint8_t",
+    D.float8e5m2: "uint8_t", D.float8e5m2fnuz: "uint8_t", D.float8e8m0: "uint8_t",
+    D.float4e2m1: "uint8_t",
 }
-STORAGE_CTYPE: dict[DType, str] = {**VALUE_CTYPE, D.float16: "uint16_t", D.bfloat16: "uint16_t"}
+STORAGE_CTYPE: dict[DType, str] = {
+    **VALUE_CTYPE, D.float16: "uint16_t", D.bfloat16: "uint16_t", D.int4: "uint8_t",
+    D.int2: "uint8_t",
+}
 SUFFIX: dict[DType, str] = {
     D.int8: "i8", D.int16: "i16", D.int32: "i32", D.int64: "i64", D.uint8: "u8",
     D.uint16: "u16", D.uint32: "u32", D.uint64: "u64", D.float32: "f32", D.float64: "f64",
@@ -217,6 +226,8 @@ static inline float anv_bf16_from_i64(int64_t v) {
     return v < 0 ? -anv_bf16_from_u64(0u - (uint64_t)v) : anv_bf16_from_u64((uint64_t)v);
 }"""),
 }
+
+_FIXED.update(STORAGE_HELPERS)
 
 _TEMPLATES: dict[str, str] = {
     "minimum_f": """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.codegen import llvm_minifloat as minifloat
 from compiler.codegen.llvm_ir import (
     ELEM_BYTES,
     HALF_TYPES,
@@ -43,12 +44,15 @@ from compiler.loop.ir import (
     IntImm,
     Let,
     Ramp,
+    Reinterpret,
     Select,
     UnKind,
     UnOp,
     Var,
     is_float,
     is_int,
+    is_minifloat,
+    is_narrow_int,
 )
 
 _LIBM_UNARY = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan",
@@ -65,6 +69,11 @@ _INF = float_literal(float("inf"))
 # store of the result. The calls are pure as far as the kernel can tell (errno is unread).
 LIBM_ATTRS = "#1"
 LIBM_ATTRIBUTES = "attributes #1 = { nobuiltin nounwind willreturn memory(none) }"
+
+
+def _intlike(dtype: DType) -> bool:
+    """Integers in LLVM (`iN`): the integer dtypes and the narrow ones (int4 is `i4`)."""
+    return is_int(dtype) or is_narrow_int(dtype)
 
 
 def mangle(ty: str) -> str:
@@ -128,6 +137,8 @@ class ExprGen:
             return self.f.select(self.expr(e.cond), self.expr(e.t), self.expr(e.f))
         if isinstance(e, Cast):
             return self.cast(self.expr(e.value), e.value.dtype, e.dtype)
+        if isinstance(e, Reinterpret):
+            return self.reinterpret(self.expr(e.value), e.value.dtype, e.dtype)
         if isinstance(e, Call):
             return self.call(e)
         if isinstance(e, Ramp):
@@ -287,21 +298,25 @@ class ExprGen:
         ty = value_type(dst, lanes)
         if src == dst:
             return v
+        if is_minifloat(src):  # through float32, as ml_dtypes converts
+            return self.cast(minifloat.decode(f, v, src), DType.float32, dst)
+        if is_minifloat(dst):
+            return minifloat.encode(f, self.cast(v, src, DType.float32), dst)
         if dst is DType.bool:
             if is_float(src):
                 return f.cmp("fcmp", "une", v, self.const("0.0", v))
             return f.cmp("icmp", "ne", v, self.const("0", v))
         if src is DType.bool:
-            return f.conv("zext" if is_int(dst) else "uitofp", v, ty)
-        if is_int(src) and is_int(dst):
+            return f.conv("zext" if _intlike(dst) else "uitofp", v, ty)
+        if _intlike(src) and _intlike(dst):
             if dst.bits < src.bits:
                 return f.conv("trunc", v, ty)
             if dst.bits > src.bits:
                 return f.conv("sext" if src.is_signed else "zext", v, ty)
             return V(ty, v.ref)
-        if is_int(dst):
+        if _intlike(dst):
             return f.conv("fptosi" if dst.is_signed else "fptoui", v, ty)
-        if is_int(src):
+        if _intlike(src):
             if dst in HALF_TYPES:
                 return self.int_to_half(v, src, dst)
             return f.conv("sitofp" if src.is_signed else "uitofp", v, ty)
@@ -312,6 +327,12 @@ class ExprGen:
         if dst is DType.float64:
             return f.conv("fpext", v, ty)
         return self.round16(v, dst)  # float32/float16/bfloat16 to float32/16-bit
+
+    def reinterpret(self, v: V, src: DType, dst: DType) -> V:
+        """The stored bits of `v`, read as `dst`'s stored bits."""
+        bits = self.to_memory(v, src)
+        return self.from_memory(self.f.conv("bitcast", bits, vec(memory_type(dst),
+                                                                  lanes_of(v.ty))), dst)
 
     # -- intrinsics ------------------------------------------------------------------------
 
@@ -431,6 +452,8 @@ class ExprGen:
             wide = f.conv("zext", raw, vec("i32", lanes))
             bits = f.binop("shl", wide, splat("16", wide.ty))
             return f.conv("bitcast", bits, vec("float", lanes))
+        if is_narrow_int(dt):  # the low bits of the byte
+            return f.conv("trunc", raw, value_type(dt, lanes))
         return raw
 
     def to_memory(self, v: V, dt: DType) -> V:
@@ -445,4 +468,6 @@ class ExprGen:
             bits = f.conv("bitcast", v, vec("i32", lanes))
             return f.conv("trunc", f.binop("lshr", bits, splat("16", bits.ty)),
                           vec("i16", lanes))
+        if is_narrow_int(dt):  # the high bits zero, as ml_dtypes writes them
+            return f.conv("zext", v, vec("i8", lanes))
         return v

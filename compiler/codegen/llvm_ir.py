@@ -6,10 +6,12 @@ lanes has the LLVM type `value_type(d, lanes)`:
 - bool is `i1`; intN/uintN are `iN` (signedness lives in the instructions);
 - float32 is `float`, float64 is `double`;
 - float16 and bfloat16 are held in a `float` that is exactly a value of the 16-bit type:
-  every operation computes in float32 and rounds once (`round16`), like the interpreter.
+  every operation computes in float32 and rounds once (`round16`), like the interpreter;
+- a minifloat (float8*, float4e2m1) is its byte, `i8`; int4/uint4 are `i4` and int2/uint2
+  are `i2`.
 
-In memory (buffers, and the ABI's scalar parameters) bool is `i8` and both 16-bit floats are
-`i16` holding their raw bits (`memory_type`).
+In memory (buffers, and the ABI's scalar parameters) bool is `i8`, both 16-bit floats are
+`i16` holding their raw bits, and every storage-only dtype is one `i8` (`memory_type`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compiler.dtypes import DType
+from compiler.loop.ir import STORAGE_DTYPES, is_minifloat
 
 ELEM_BYTES: dict[DType, int] = {
     DType.bool: 1, DType.int8: 1, DType.uint8: 1, DType.int16: 2, DType.uint16: 2,
     DType.int32: 4, DType.uint32: 4, DType.int64: 8, DType.uint64: 8, DType.float16: 2,
     DType.bfloat16: 2, DType.float32: 4, DType.float64: 8,
+    **{d: 1 for d in STORAGE_DTYPES},
 }
 HALF_TYPES = (DType.float16, DType.bfloat16)
 
@@ -56,6 +60,8 @@ def scalar_type(dtype: DType) -> str:
         return "i1"
     if dtype is DType.float64:
         return "double"
+    if is_minifloat(dtype):
+        return "i8"
     if dtype.is_float:
         return "float"
     return f"i{dtype.bits}"
@@ -66,7 +72,7 @@ def value_type(dtype: DType, lanes: int = 1) -> str:
 
 
 def memory_type(dtype: DType) -> str:
-    if dtype is DType.bool:
+    if dtype is DType.bool or dtype in STORAGE_DTYPES:
         return "i8"
     if dtype in HALF_TYPES:
         return "i16"

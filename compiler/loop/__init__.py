@@ -23,6 +23,7 @@ from compiler.loop.build import (
     ne,
     not_,
     or_,
+    reinterpret,
     select,
     seq,
     store,
@@ -34,7 +35,10 @@ from compiler.loop.ir import (
     FLOAT_DTYPES,
     INT_DTYPES,
     INTRINSICS,
+    MINIFLOAT_DTYPES,
+    NARROW_INT_DTYPES,
     SCOPES,
+    STORAGE_DTYPES,
     SUPPORTED_DTYPES,
     THREAD_TAGS,
     Allocate,
@@ -62,6 +66,7 @@ from compiler.loop.ir import (
     Node,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -73,6 +78,7 @@ from compiler.loop.ir import (
     int_range,
     is_float,
     is_int,
+    is_storage,
 )
 from compiler.loop.parser import parse, parse_expr, parse_module
 from compiler.loop.printer import print_expr, print_func, print_module, print_node, print_stmt
@@ -90,15 +96,16 @@ from compiler.loop.traverse import (
 from compiler.loop.verifier import verify
 
 __all__ = [
-    "FLOAT_DTYPES", "INTRINSICS", "INT_DTYPES", "SCOPES", "SUPPORTED_DTYPES", "THREAD_TAGS",
-    "Allocate", "Assert", "AssertFailure", "BinKind", "BinOp", "Broadcast", "Buffer",
-    "BufferLoad", "BufferStore", "Call", "Cast", "CmpKind", "CmpOp", "Evaluate", "Expr",
-    "FloatImm", "For", "ForKind", "IfThenElse", "IntImm", "Intrinsic", "Let", "LetStmt", "Node",
-    "PrimFunc", "Ramp", "RewriteError", "Select", "SeqStmt", "Stmt", "UnKind", "UnOp",
+    "FLOAT_DTYPES", "INTRINSICS", "INT_DTYPES", "MINIFLOAT_DTYPES", "NARROW_INT_DTYPES",
+    "SCOPES", "STORAGE_DTYPES", "SUPPORTED_DTYPES", "THREAD_TAGS", "Allocate", "Assert",
+    "AssertFailure", "BinKind", "BinOp", "Broadcast", "Buffer", "BufferLoad", "BufferStore",
+    "Call", "Cast", "CmpKind", "CmpOp", "Evaluate", "Expr", "FloatImm", "For", "ForKind",
+    "IfThenElse", "IntImm", "Intrinsic", "Let", "LetStmt", "Node", "PrimFunc", "Ramp",
+    "Reinterpret", "RewriteError", "Select", "SeqStmt", "Stmt", "UnKind", "UnOp",
     "UndefinedBehavior", "Var", "and_", "as_expr", "assert_structural_equal", "buffer", "call",
     "cast", "children", "const", "eq", "first_difference", "floordiv", "floormod", "for_",
-    "int_range", "is_float", "is_int", "map_children", "max_", "min_", "ne", "not_", "or_",
-    "parse", "parse_expr", "parse_module", "print_expr", "print_func", "print_module",
-    "print_node", "print_stmt", "rewrite", "run", "select", "seq", "store", "substitute",
-    "transform", "truncdiv", "truncmod", "verify", "walk",
+    "int_range", "is_float", "is_int", "is_storage", "map_children", "max_", "min_", "ne",
+    "not_", "or_", "parse", "parse_expr", "parse_module", "print_expr", "print_func",
+    "print_module", "print_node", "print_stmt", "reinterpret", "rewrite", "run", "select",
+    "seq", "store", "substitute", "transform", "truncdiv", "truncmod", "verify", "walk",
 ]

@@ -21,6 +21,7 @@ from compiler.loop.ir import (
     ExprLike,
     For,
     ForKind,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -33,6 +34,11 @@ from compiler.loop.ir import (
 
 def cast(dtype: DType, value: ExprLike) -> Expr:
     return Cast(dtype, as_expr(value))
+
+
+def reinterpret(dtype: DType, value: Expr) -> Expr:
+    """The bits of `value` read as `dtype` (of the same width)."""
+    return Reinterpret(dtype, value)
 
 
 def select(cond: Expr, t: ExprLike, f: ExprLike) -> Expr:

@@ -5,8 +5,9 @@ scalars. Every function is compiled once into a tree of Python closures (cached)
 hot loop does no isinstance dispatch.
 
 Values: scalar integers are Python ints (wrapped to their dtype after each operation),
-bools are Python bools, float scalars are numpy scalars of their exact dtype (so float32
-arithmetic rounds to float32 at every operation), and vectors are 1-D numpy arrays.
+bools are Python bools, float scalars and scalars of the storage-only dtypes are numpy
+(ml_dtypes) scalars of their exact dtype (so float32 arithmetic rounds to float32 at every
+operation), and vectors are 1-D numpy arrays.
 float16/bfloat16 operations compute in float32 and round once, which is exact for + - * /
 and sqrt. Transcendental intrinsics use numpy's implementations (not correctly rounded).
 
@@ -54,6 +55,7 @@ from compiler.loop.ir import (
     Node,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -63,9 +65,16 @@ from compiler.loop.ir import (
     int_range,
     is_float,
     is_int,
+    is_storage,
 )
 from compiler.loop.numeric import float_from_f64, wrap_int
-from compiler.loop.semantics import FLOAT_INTRINSICS, cast_value, ieee_minmax, int_intrinsic
+from compiler.loop.semantics import (
+    FLOAT_INTRINSICS,
+    cast_value,
+    ieee_minmax,
+    int_intrinsic,
+    reinterpret_value,
+)
 from compiler.loop.verifier import verify
 
 
@@ -155,6 +164,9 @@ class _Compiler:
             return self.select(e)
         if isinstance(e, Cast):
             return self.cast(e)
+        if isinstance(e, Reinterpret):
+            fv, src, dst, lanes = self.expr(e.value), e.value.dtype, e.dtype, e.lanes
+            return lambda env: reinterpret_value(fv(env), src, dst, lanes)
         if isinstance(e, Call):
             return self.call(e)
         if isinstance(e, Ramp):
@@ -378,7 +390,7 @@ class _Compiler:
                 return mem.array[idx]
 
             return load_vector
-        as_python = not is_float(e.dtype)
+        as_python = not (is_float(e.dtype) or is_storage(e.dtype))
 
         def load(env: Env) -> Any:
             idx = index(env)
@@ -523,6 +535,8 @@ class Compiled:
                 if int(value) != value or not lo <= int(value) <= hi:
                     raise ValueError(f"{value!r} is not a value of {p.dtype.value}")
                 return int(value)
+            if is_storage(p.dtype):
+                return np.asarray(value, p.dtype.np)[()]
             return float_from_f64(float(value), p.dtype)[()]
         except (TypeError, ValueError) as err:
             raise ExecutionError(f"bad value for scalar parameter {p.name}: {err}",

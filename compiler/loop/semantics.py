@@ -72,7 +72,7 @@ def cast_array(a: np.ndarray, src: DType, dst: DType, fail: Callable[[str], None
         if not np.all(ok):
             bad = np.asarray(a).reshape(-1)[~np.asarray(ok).reshape(-1)][0]
             fail(f"cast of {bad} to {dst.value} is out of range")
-        return t.astype(np.int64).astype(dst.np)
+        return t.astype(np.int64).astype(dst.np) if is_narrow_int(dst) else t.astype(dst.np)
     if is_float(dst) and is_float(src):
         return float_from_f64(a.astype(np.float64), dst)
     if is_float(dst):
