@@ -102,9 +102,12 @@ class NativeKernel:
 
 
 def _scalar_arg(p: Var, a: object) -> object:
-    """16-bit floats travel as their raw bits; everything else as the value itself."""
+    """16-bit floats and the storage-only dtypes travel as their raw bits; everything else
+    as the value itself."""
     if p.dtype in (DType.float16, DType.bfloat16):
         from compiler.loop.numeric import float_from_f64
 
         return int(np.asarray(float_from_f64(float(a), p.dtype)).view(np.uint16))
+    if p.dtype in STORAGE_DTYPES:
+        return int(np.asarray(a, dtype=p.dtype.np).view(np.uint8))
     return a

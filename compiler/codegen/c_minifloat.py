@@ -89,7 +89,7 @@ def _decoder(f: Format) -> str:
         return anv_bits_f32(s | 0x{F32_QNAN:x}u);
     }}
 """,
-        "fnuz": f"""    if (b == 0x{f.nan:x}u) {{  /* the NaN: a negative one, as ml_dtypes decodes it */
+        "fnuz": f"""    if (b == 0x{f.nan:x}u) {{  /* NaN: negative, as ml_dtypes decodes it */
         return anv_bits_f32(0x{0x80000000 | F32_QNAN:x}u);
     }}
 """,
@@ -146,7 +146,8 @@ def _encoder(f: Format) -> str:
                  "sat": "overflow and inf saturate; NaN gives the zero of the other sign"}[
             f.kind]
     return f"""
-/* float -> {f.dtype.value}, as ml_dtypes converts: nearest even; {rules}. */
+/* float -> {f.dtype.value}, as ml_dtypes converts: to nearest even;
+   {rules}. */
 {head}
     uint32_t u = anv_f32_bits(x);
     uint32_t s = (u >> 31) << {f.sign.bit_length() - 1};

@@ -14,10 +14,10 @@ and sqrt. Transcendental intrinsics use numpy's implementations (not correctly r
 Undefined behaviour raises `UndefinedBehavior`: out-of-bounds loads and stores, reads of
 uninitialised elements of an `Allocate`d buffer (parameters count as initialised), integer
 division or modulo by zero or `MIN / -1`, shift amounts outside `[0, bits)`, float->int casts
-of NaN, infinities or out-of-range values, negative allocation extents, loop variables that
-overflow their dtype, and failed `Assert`s (as `AssertFailure`). All four loop kinds and
-thread-bound loops run serially, in order. A vector store whose lanes hit the same element
-writes the lanes in order (the highest lane wins).
+(minifloats included) of NaN, infinities or out-of-range values, negative allocation extents,
+loop variables that overflow their dtype, and failed `Assert`s (as `AssertFailure`). All four
+loop kinds and thread-bound loops run serially, in order. A vector store whose lanes hit the
+same element writes the lanes in order (the highest lane wins).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ Semantics (the interpreter in `interp.py` is the executable definition):
   truncates toward zero and is undefined for NaN, infinities and values outside the target
   range; x->bool is `x != 0`; bool->x is 0 or 1.
 - `Reinterpret(dtype, value)`: the bits of `value` read as `dtype` (numpy's `.view`). Both
-  types have the same width of at least 8 bits, and neither is bool.
+  types have the same width of at least 8 bits, and neither is bool. NaN bits are only as
+  portable as NaN payloads are: native backends hold float16/bfloat16 values in float32,
+  which quiets a signalling NaN.
 - Float immediates are stored as Python floats holding exactly a value of their dtype. NaN
   immediates are canonical (positive quiet NaN); `-0.0` and `0.0` are different immediates.
 

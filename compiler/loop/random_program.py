@@ -9,6 +9,10 @@ trigger undefined behaviour in the interpreter, by construction:
 - divisors are positive constants or `max(e, 1)`, so no division by zero nor `MIN / -1`;
 - shift amounts are `floormod(e, bits)` or constants below `bits`;
 - float->int casts go through `select(lo < x && x < hi, x, 0)` with a safe range;
+- float->int reinterprets see no NaN (`select(isnan(x), 0, x)`): NaN payloads are not part
+  of the IR's meaning, so the bits of a NaN would differ between equally right backends;
+- round trips through the storage-only dtypes (`GenConfig.storage`) are float -> minifloat
+  -> float and int -> int4/int2 -> int, both defined for every value;
 - scratch buffers are filled by a loop nest before anything reads them;
 - asserts check facts that always hold; loop extents are small constants or
   `floormod(n, k) + 1`, which also bounds the total work.
@@ -28,6 +32,8 @@ from compiler.dtypes import DType
 from compiler.loop.build import and_, floormod, max_
 from compiler.loop.ir import (
     INTRINSICS,
+    MINIFLOAT_DTYPES,
+    NARROW_INT_DTYPES,
     THREAD_TAGS,
     Allocate,
     Assert,
@@ -51,6 +57,7 @@ from compiler.loop.ir import (
     LetStmt,
     PrimFunc,
     Ramp,
+    Reinterpret,
     Select,
     SeqStmt,
     Stmt,
@@ -88,6 +95,8 @@ class GenConfig:
     lanes: tuple[int, ...] = (2, 4)
     exotic_names: bool = False
     thread_loops: bool = True
+    reinterpret: bool = True  # reinterpret between the same-width dtypes above
+    storage: bool = False  # round trips through minifloats and narrow integers
 
 
 @dataclass
@@ -151,6 +160,10 @@ class _Gen:
             makers += [self.cmpop, self.cmpop, self.unop, self.float_predicate]
         elif is_int(dtype) or is_float(dtype):
             makers += [self.unop, self.call, self.binop]
+            if self.cfg.reinterpret and self.same_width(dtype):
+                makers.append(self.reinterpret)
+            if self.cfg.storage:
+                makers.append(self.storage_round_trip)
         if lanes > 1:
             makers.append(self.broadcast)
         return self.rng.choice(makers)(dtype, lanes, depth - 1)
@@ -253,6 +266,22 @@ class _Gen:
             inside = and_(CmpOp(CmpKind.lt, lo, x), CmpOp(CmpKind.lt, x, hi))
             x = Select(inside, x, const(0.0, src, lanes))
         return Cast(dtype, x)
+
+    def same_width(self, dtype: DType) -> list[DType]:
+        return [d for d in self.cfg.dtypes if d.bits == dtype.bits and d not in (dtype, D.bool)]
+
+    def reinterpret(self, dtype: DType, lanes: int, depth: int) -> Expr:
+        src = self.rng.choice(self.same_width(dtype))
+        x = self.expr(src, lanes, depth)
+        if is_float(src):
+            x = Select(Call("isnan", (x,), D.bool), const(0.0, src, lanes), x)
+        return Reinterpret(dtype, x)
+
+    def storage_round_trip(self, dtype: DType, lanes: int, depth: int) -> Expr:
+        kinds = MINIFLOAT_DTYPES if is_float(dtype) else NARROW_INT_DTYPES
+        src = self.rng.choice([d for d in self.cfg.dtypes if is_float(d) == is_float(dtype)
+                               and d is not D.bool] or [dtype])
+        return Cast(dtype, Cast(self.rng.choice(kinds), self.expr(src, lanes, depth)))
 
     def call(self, dtype: DType, lanes: int, depth: int) -> Expr:
         if is_int(dtype):

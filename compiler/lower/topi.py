@@ -72,8 +72,10 @@ def cast(name: str, t: Tensor, dtype: DType) -> Tensor:
 
 
 def scalar(value: float | int | bool, dtype: DType) -> Expr:
-    from compiler.loop.ir import const
+    from compiler.loop.ir import const, is_storage
 
+    if is_storage(dtype):  # no literals of storage-only dtypes: a cast of a wider one
+        return B.cast(dtype, scalar(value, DType.float32 if dtype.is_float else DType.int32))
     if dtype.is_float:
         return const(float(value), dtype)
     return const(int(value) if dtype is not DType.bool else bool(value), dtype)

@@ -12,7 +12,7 @@ reuse it). Its rules, after the ONNX Cast spec:
 - numbers -> string: "%.8g", with "NaN", "INF", "-INF" (as onnxruntime writes them);
   string -> number: decimal or scientific notation, INF/NaN in any case.
 
-`cast_expr` is its loop-IR twin for the dtypes native targets support (no float8, strings).
+`cast_expr` is its loop-IR twin for the dtypes native targets support (all but strings).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import TensorType
 from compiler.loop import build as B
-from compiler.loop.ir import Expr, is_float, is_int
+from compiler.loop.ir import (
+    Expr,
+    can_reinterpret,
+    is_float,
+    is_int,
+    is_minifloat,
+    is_narrow_int,
+)
 from compiler.loop.numeric import float_from_ints
 from compiler.lower import te, topi
 from compiler.ops.base import Attr, EvalCtx, InferCtx, Kind, OpDef, register
@@ -187,18 +194,86 @@ def _parse(x: np.ndarray, dst: DType) -> tuple[np.ndarray, DType]:
 # Lowering
 
 
-def cast_expr(x: Expr, dst: DType) -> Expr:
-    """x converted to dst by `cast_array`'s rules. The loop IR's Cast already has them, but
-    for float -> integer, where NaN, infinities and out-of-range values are undefined: those
-    go through int64 as in the reference (NaN 0, clamped, then wrapped)."""
+def cast_expr(x: Expr, dst: DType, *, saturate: bool = True, round_mode: str = "up") -> Expr:
+    """x converted to dst by `cast_array`'s rules. The loop IR's Cast has most of them; the
+    rest are built here: float -> integer, where NaN, infinities and out-of-range values are
+    undefined in the IR, goes through int64 as in the reference (NaN 0, clamped, then
+    wrapped); float8 targets saturate first, and from float64 round once (to odd in float32,
+    where the IR's Cast, like ml_dtypes, would round twice); float8e8m0 follows
+    `round_mode`."""
     src = x.dtype
-    if src is dst or not (is_float(src) and is_int(dst)):
+    if src is dst:
+        return x
+    floaty = is_float(src) or is_minifloat(src)
+    if floaty and (is_int(dst) or is_narrow_int(dst)):
+        x64 = B.cast(D.float64, x) if src is not D.float64 else x
+        if dst is D.uint64:  # [2**63, 2**64) wraps onto the negative int64 range; +inf is 2**64
+            return B.cast(D.uint64, _uint64_bits(x64))
+        i64 = float_to_int64(x64)
+        return i64 if dst is D.int64 else B.cast(dst, i64)
+    if dst is D.float8e8m0:
+        return _e8m0_expr(B.cast(D.float64, x), saturate, round_mode)
+    if not is_minifloat(dst) or src is D.bool:
         return B.cast(dst, x)
-    x64 = B.cast(D.float64, x) if src is not D.float64 else x
-    if dst is D.uint64:  # [2**63, 2**64) wraps onto the negative int64 range; +inf is 2**64
-        return B.cast(D.uint64, _uint64_bits(x64))
-    i64 = float_to_int64(x64)
-    return i64 if dst is D.int64 else B.cast(dst, i64)
+    wide = src in (D.float64, D.int32, D.int64, D.uint32, D.uint64)  # as `_as_float`
+    xf = B.cast(D.float64 if wide else D.float32, x)
+    if dst in FLOAT8 and saturate:
+        big = float(ml_dtypes.finfo(dst.np).max)
+        xf = B.max_(B.min_(xf, big), -big)  # NaN stays NaN
+    if wide:
+        xf = _f64_to_f32_odd_expr(xf)
+    return B.cast(dst, xf)
+
+
+def _f64_to_f32_odd_expr(x: Expr) -> Expr:
+    """The loop-IR twin of `_f64_to_f32_odd`."""
+    def body(x: Expr) -> Expr:
+        t = B.cast(D.float32, x)
+        return topi.let(t, lambda t: _round_to_odd(x, t))
+
+    return topi.let(x, body)
+
+
+def _round_to_odd(x: Expr, t: Expr) -> Expr:
+    u32 = D.uint32
+    back = B.cast(D.float64, t)
+    inexact = B.and_(B.ne(back, x), B.not_(B.call("isnan", x)))
+    towards_zero = B.call("abs", back) > B.call("abs", x)
+    bits = B.reinterpret(u32, t)
+    one, zero = topi.scalar(1, u32), topi.scalar(0, u32)
+    down = B.select(B.and_(inexact, towards_zero), one, zero)  # toward zero: one ulp less
+    return B.reinterpret(D.float32, (bits - down) | B.select(inexact, one, zero))
+
+
+def _e8m0_expr(x: Expr, saturate: bool, round_mode: str) -> Expr:
+    """The loop-IR twin of `_to_e8m0` (x float64): the exponent and fraction from the bits of
+    |x|; a subnormal double is far below 2**-127."""
+    i64 = D.int64
+
+    def body(x: Expr) -> Expr:
+        b = B.reinterpret(i64, B.call("abs", x))
+        exp = b >> topi.scalar(52, i64)
+        frac = b & topi.scalar((1 << 52) - 1, i64)
+        k = B.select(B.eq(exp, topi.scalar(0, i64)), topi.scalar(-2000, i64),
+                     exp - topi.scalar(1023, i64))
+        if round_mode == "up":
+            k = k + B.cast(i64, B.ne(frac, topi.scalar(0, i64)))
+        elif round_mode == "nearest":
+            k = k + B.cast(i64, frac >= topi.scalar(1 << 51, i64))
+        bits = k + topi.scalar(127, i64)
+        zero, nan = topi.scalar(0, i64), topi.scalar(255, i64)
+        if saturate:
+            bits = B.max_(B.min_(bits, topi.scalar(254, i64)), zero)
+            bits = B.select(B.eq(x, 0.0), zero, B.select(B.call("isinf", x),
+                                                           topi.scalar(254, i64), bits))
+            bits = B.select(B.call("isnan", x), nan, bits)
+        else:
+            ok = B.and_(B.call("isfinite", x), B.ne(x, 0.0))
+            ok = B.and_(ok, B.and_(bits >= zero, bits <= topi.scalar(254, i64)))
+            bits = B.select(ok, bits, nan)
+        return B.reinterpret(D.float8e8m0, B.cast(D.uint8, bits))
+
+    return topi.let(x, body)
 
 
 def _uint64_bits(x: Expr) -> Expr:
@@ -215,18 +290,21 @@ def _cast_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]
     x, dst = ins[0], ctx.out_types[0].dtype
     if x.dtype is dst:
         return [x]  # lowering copies an input returned as an output
-    return [te.compute(ctx.op, x.shape, lambda *i: cast_expr(x[i], dst), dst)]
+    sat, mode = bool(ctx.attrs["saturate"]), ctx.attrs["round_mode"]
+    return [te.compute(ctx.op, x.shape,
+                       lambda *i: cast_expr(x[i], dst, saturate=sat, round_mode=mode), dst)]
 
 
 def _bitcast_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
-    """Integers of one width (and bool with 8-bit integers) reinterpret as a Cast does; the
-    loop IR has no bit-reinterpreting cast for floats."""
+    """Types of one width of 8+ bits reinterpret their bits; integers of one width (and bool
+    with 8-bit integers) convert as a Cast does."""
     x, dst = ins[0], ctx.out_types[0].dtype
     if x.dtype is dst:
         return [x]
+    if can_reinterpret(x.dtype, dst):
+        return [te.compute(ctx.op, x.shape, lambda *i: B.reinterpret(dst, x[i]), dst)]
     if x.dtype.is_float or dst.is_float:
-        raise ctx.fail(f"bit-casting {x.dtype} to {dst} needs a bit-reinterpreting cast, "
-                       f"which the loop IR lacks")
+        raise ctx.fail(f"bit-casting {x.dtype} to {dst} is not supported by native targets")
     return [te.compute(ctx.op, x.shape, lambda *i: B.cast(dst, x[i]), dst)]
 
 

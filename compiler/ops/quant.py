@@ -10,7 +10,7 @@ zero point for integer targets. QLinear ops accumulate exactly and requantize in
 with the multiplier x_scale * w_scale / y_scale computed in the scales' own precision.
 
 Computes mirror the references step by step (same precisions, round half to even, NaN -> 0,
-saturation); float8/float4/int4/int2 tensors are not supported by native targets.
+saturation). QLinearConv/QLinearMatMul compute integer outputs only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.graph.ir import Dim, TensorType
 from compiler.loop import build as B
-from compiler.loop.ir import Expr
+from compiler.loop.ir import Expr, is_float
 from compiler.lower import te, topi
 from compiler.ops.base import (
     Attr,
@@ -253,23 +253,36 @@ def dequantize_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.nda
 
 def quantize_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
     x, scale, zp = (list(ins) + [None])[:3]
-    out_t = ctx.out_types[0]
-    quant_out(ctx, out_t.dtype)
+    out = ctx.out_types[0].dtype
+    if out not in QUANT_TYPES:
+        raise ctx.fail(f"output dtype {out} is not supported by native targets")
     axis, block = ctx.attrs["axis"], ctx.attrs["block_size"]
     if ctx.attrs["precision"]:
         prec = DType.from_onnx(ctx.attrs["precision"])
-    else:
-        prec = scale.dtype if scale.dtype.is_float else DType.float64
-    f64 = DType.float64
+    elif is_float(scale.dtype):
+        prec = scale.dtype
+    else:  # float8e8m0 scales divide in float32, int32 ones in float64
+        prec = DType.float64 if scale.dtype is D.int32 else DType.float32
+    # Integer targets round in float64; float8/float4 ones convert from float32 (float64
+    # when the precision is), saturating like `to_quant`.
+    wide = DType.float64 if out in INT_RANGES or prec is DType.float64 else DType.float32
+    big = None if out in INT_RANGES or not (ctx.attrs["saturate"] or out is D.float4e2m1) \
+        else float(ml_dtypes.finfo(out.np).max)
 
     def body(*i: Expr) -> Expr:
         q = B.cast(prec, x[i]) / B.cast(prec, param_at(scale, x.ndim, axis, block, i))
-        v = B.call("round", B.cast(f64, q))
+        v = B.cast(wide, q)
+        if out in INT_RANGES:
+            v = B.call("round", v)
         if zp is not None:
-            v = v + B.cast(f64, param_at(zp, x.ndim, axis, block, i))
-        return saturate(v, out_t.dtype)
+            v = v + B.cast(wide, param_at(zp, x.ndim, axis, block, i))
+        if out in INT_RANGES:
+            return saturate(v, out)
+        if big is not None:
+            v = B.max_(B.min_(v, big), -big)  # NaN stays NaN
+        return B.cast(out, v)
 
-    return [te.compute(ctx.op, out_t.shape, body, out_t.dtype)]
+    return [te.compute(ctx.op, x.shape, body, out)]
 
 
 def dequantize_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:

@@ -25,6 +25,7 @@ from compiler.dtypes import DType as D
 from compiler.errors import AnvilError, ExecutionError, UnsupportedError, VerifyError
 from compiler.loop import (
     INT_DTYPES,
+    SUPPORTED_DTYPES,
     Allocate,
     Assert,
     Broadcast,
@@ -54,8 +55,10 @@ from compiler.loop import (
     for_,
     int_range,
     is_float,
+    is_storage,
     max_,
     min_,
+    parse,
     select,
     seq,
     store,
@@ -66,6 +69,7 @@ from compiler.loop import (
 )
 from compiler.loop import run as interpret
 from compiler.loop.random_program import GenConfig, random_args, random_primfunc
+from tests.unit.codegen import storage_cases
 
 pytestmark = pytest.mark.skipif(not cbackend.shutil.which("gcc"), reason="needs gcc")
 
@@ -302,6 +306,51 @@ def test_casts_round_once(cache: Path) -> None:
     assert float(run_elementwise(module, i64_bf16, x)[0]) == -(2**62 + 2**55)
     x = np.full(N, 2**64 - 1, np.uint64)
     assert float(run_elementwise(module, u64_bf16, x)[0]) == 2.0**64
+
+
+# ----------------------------------------------------------------------------- storage dtypes
+
+
+def test_storage_dtypes_decode_encode_and_reinterpret_bit_exact(cache: Path) -> None:
+    """Every byte of every minifloat/int4/int2 decoded, a dense float32 grid (and float64,
+    float16, bfloat16) encoded, bits reinterpreted: byte for byte against ml_dtypes."""
+    rng = np.random.default_rng(11)
+    cases = [*storage_cases.decode_cases(), *storage_cases.encode_cases(rng),
+             *storage_cases.reinterpret_cases(rng)]
+    module = compile_funcs([c.func for c in cases], cache_dir=cache)
+    storage_cases.check(cases, lambda f, x, out: module.kernel(f.name)(x, out))
+
+
+def test_storage_casts_match_interpreter(cache: Path) -> None:
+    """Every cast with a storage-only dtype on either side."""
+    rng = np.random.default_rng(12)
+    funcs, cases = [], []
+    for src in SUPPORTED_DTYPES:
+        for dst in SUPPORTED_DTYPES:
+            if src == dst or not (is_storage(src) or is_storage(dst)):
+                continue
+            funcs.append(elementwise(f"cast_{src.value}_{dst.value}", (src,),
+                                     lambda a, dst=dst: cast(dst, a)))
+            if is_storage(src):
+                x = storage_cases.cast_inputs(src, dst, N, rng)
+            else:
+                x = values(src, seed=8)
+                if is_float(src) and (dst in INT_DTYPES or is_storage(dst) and dst.is_int):
+                    lo, hi = int_range(dst)
+                    x = np.clip(np.nan_to_num(x.astype(np.float64)), lo, hi).astype(src.np)
+            cases.append({"A0": x, "O": np.zeros(N, dst.np)})
+    module = compile_funcs(funcs, cache_dir=cache)
+    for f, args in zip(funcs, cases, strict=True):
+        want, got = copy_args(args), copy_args(args)
+        interpret(f, want)
+        run_c(module, f, got)
+        assert want["O"].tobytes() == got["O"].tobytes(), f.name
+
+
+def test_storage_kernel_matches_interpreter(cache: Path) -> None:
+    f = parse(storage_cases.MIXED)
+    module = compile_funcs([f], cache_dir=cache)
+    assert_matches_interp(module, f, storage_cases.mixed_args(np.random.default_rng(13)))
 
 
 # ----------------------------------------------------------------------------- intrinsics
@@ -648,7 +697,9 @@ def test_flags_and_clean_errors(cache: Path) -> None:
     with pytest.raises(UnsupportedError):
         gcc_flags(opt_level=7)
     f = elementwise("fast", (D.float32, D.float32), lambda a, b: a * b + a)
-    module = compile_funcs(f, opt_level=3, fast_math=True, cache_dir=cache)
+    # Not loaded here: a fast-math shared object may switch the whole process to
+    # flush-to-zero (gcc's crtfastmath), which would perturb every later test.
+    module = compile_funcs(f, opt_level=3, cache_dir=cache)
     a, b = np.full(N, 1.5, np.float32), np.full(N, 2.0, np.float32)
     assert (run_elementwise(module, f, a, b) == 4.5).all()
     v = Var("v", D.float32, 4)

@@ -16,7 +16,7 @@ import pytest
 from compiler.codegen.llvm import compile_funcs, emit_llvm_ir
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError, UnsupportedError, VerifyError
-from compiler.loop import interp
+from compiler.loop import interp, parse
 from compiler.loop.build import (
     buffer,
     call,
@@ -59,9 +59,12 @@ from compiler.loop.ir import (
     int_range,
     is_float,
     is_int,
+    is_narrow_int,
+    is_storage,
 )
-from compiler.loop.random_program import random_args, random_primfunc
+from compiler.loop.random_program import GenConfig, random_args, random_primfunc
 from compiler.loop.traverse import transform, walk
+from tests.unit.codegen import storage_cases
 
 D = DType
 i, j = Var("i"), Var("j")
@@ -262,6 +265,8 @@ def test_compare_select_and_logic() -> None:
 
 
 def _cast_inputs(src: DType, dst: DType, n: int, rng: np.random.Generator) -> np.ndarray:
+    if is_storage(src):
+        return storage_cases.cast_inputs(src, dst, n, rng)
     if src is D.bool:
         return rng.integers(0, 2, n).astype(bool)
     if is_int(src):
@@ -274,7 +279,7 @@ def _cast_inputs(src: DType, dst: DType, n: int, rng: np.random.Generator) -> np
         x[:len(tricky)] = np.array(tricky, dtype=object).astype(src.np)
         return x
     x = float_data(src, n, rng)
-    if is_int(dst):  # float -> int is undefined out of range: keep the inputs in range
+    if is_int(dst) or is_narrow_int(dst):  # undefined out of range: keep the inputs in range
         lo, hi = int_range(dst)
         t = np.trunc(x.astype(np.float64))
         x = np.where((t >= lo) & (t < hi + 1), x, np.zeros_like(x))
@@ -283,7 +288,7 @@ def _cast_inputs(src: DType, dst: DType, n: int, rng: np.random.Generator) -> np
 
 
 def test_every_cast_matches_the_interpreter() -> None:
-    """All 169 dtype pairs, scalar and vector, in one module, against interp bit for bit."""
+    """All 529 dtype pairs, scalar and vector, in one module, against interp bit for bit."""
     rng = np.random.default_rng(5)
     n = 64
     funcs, cases = [], []
@@ -341,6 +346,27 @@ def test_wide_ints_and_float64_round_once_to_16_bits() -> None:
     f = elementwise(D.float64, D.bfloat16, lambda v: cast(D.bfloat16, v), 3, 1)
     got = run_native(f, d, np.zeros(3, ml_dtypes.bfloat16))[1].astype(np.float64)
     assert got.tolist() == [1 + 2**-7, 1.0, 1 + 2**-6]
+
+
+def test_storage_dtypes_decode_encode_and_reinterpret_bit_exact() -> None:
+    """Every byte of every minifloat/int4/int2 decoded, a dense float32 grid (and float64,
+    float16, bfloat16) encoded, bits reinterpreted: byte for byte against ml_dtypes."""
+    rng = np.random.default_rng(11)
+    cases = [*storage_cases.decode_cases(), *storage_cases.encode_cases(rng),
+             *storage_cases.reinterpret_cases(rng)]
+    module = compile_funcs([c.func for c in cases])
+    storage_cases.check(cases, lambda f, x, out: module.kernel(f.name)(x, out))
+
+
+def test_storage_kernel_matches_the_interpreter() -> None:
+    f = parse(storage_cases.MIXED)
+    args = storage_cases.mixed_args(np.random.default_rng(13))
+    want = interp.run(f, {k: v.copy() if isinstance(v, np.ndarray) else v
+                          for k, v in args.items()})
+    got = run_native(f, *(args[p.name] for p in f.params))
+    for p, g in zip(f.params, got, strict=True):
+        if isinstance(g, np.ndarray):
+            assert same_bits(g, want[p.name]), p.name
 
 
 # ----------------------------------------------------------------------------- intrinsics
@@ -635,6 +661,13 @@ def test_random_programs_match_the_interpreter(block: int) -> None:
     """Single-threaded team (the generator's parallel loops may race), bit for bit."""
     for seed in range(block * 50, block * 50 + 50):
         _differential(_exact_only(random_primfunc(seed)), seed, num_threads=1)
+
+
+def test_random_programs_through_storage_dtypes() -> None:
+    """Programs whose values round-trip through minifloats and int4/int2."""
+    config = GenConfig(storage=True)
+    for seed in range(1000, 1030):
+        _differential(_exact_only(random_primfunc(seed, config=config)), seed, num_threads=1)
 
 
 def test_race_free_random_programs_in_parallel() -> None:

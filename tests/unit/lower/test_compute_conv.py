@@ -302,9 +302,35 @@ def test_qlinear_conv_and_matmul(target):
                                     np.float16(0.1), np.int8(0), np.float16(0.2), np.uint8(9)])
 
 
+def exact(target: str, op_name: str, args: list, attrs: dict | None = None) -> None:
+    """The target's output has the reference's dtype and bytes."""
+    args = [None if v is None else np.asarray(v) for v in args]
+    _, types = lower(op_name, args, attrs)
+    with np.errstate(all="ignore"):
+        want = np.asarray(get_op(op_name).ref(EvalCtx(op_name, _attrs(op_name, attrs), 1, types),
+                                              list(args))[0])
+    got = run(target, op_name, args, attrs)[0]
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), \
+        f"{op_name} {attrs} on {target}\nwant {want}\ngot  {got}"
+
+
+@pytest.mark.parametrize("out", [DType.int4, DType.uint2, DType.float8e4m3fn, DType.float8e5m2,
+                                 DType.float8e4m3fnuz, DType.float4e2m1], ids=str)
+def test_quantize_to_narrow_dtypes(target, out):
+    """Saturating (or not) to float8/float4 and int4/int2, and back, bit for bit."""
+    x = np.concatenate([rand(12) * 600, np.array([np.nan, np.inf, -np.inf, -0.0, 1e-6])])
+    for scale, sat in ((np.float32(0.5), 1), (np.float16(2.0), 0)):
+        zp = [np.zeros((), out.np)] if out is not DType.float8e5m2 else []
+        attrs = {"saturate": sat} | ({} if zp else {"output_dtype": out.onnx})
+        exact(target, "QuantizeLinear", [x.astype(np.float32), scale, *zp], attrs)
+    q = np.arange(256, dtype=np.uint8).view(out.np)
+    e8m0 = np.array(0.25, np.float32).astype(DType.float8e8m0.np)
+    exact(target, "DequantizeLinear", [q, np.float32(0.5)])
+    exact(target, "DequantizeLinear", [q, e8m0], {"output_dtype": DType.float16.onnx})
+
+
 def test_exotic_quantized_dtypes_fail_cleanly():
-    x = rand(4)
+    a = np.ones((2, 3), ml_dtypes.float8_e4m3fn)
+    zp, s = np.zeros((), ml_dtypes.float8_e4m3fn), np.float32(0.1)
     with pytest.raises(UnsupportedError, match="not supported by native targets"):
-        lower("QuantizeLinear", [x, np.float32(0.1), np.zeros((), ml_dtypes.int4)])
-    with pytest.raises(UnsupportedError, match="not supported by native targets"):
-        lower("QuantizeLinear", [x, np.float32(0.1)], {"output_dtype": DType.float8e4m3fn.onnx})
+        lower("QLinearMatMul", [a, s, zp, a.T.copy(), s, zp, s, zp])

@@ -277,11 +277,71 @@ def test_bitcast(target):
     check(target, "BitCast", [np.array([True, False])], {"to": DType.int8.onnx})
 
 
-def test_bitcast_of_floats_is_unsupported():
-    with pytest.raises(UnsupportedError, match="bit-reinterpreting"):
-        lower("BitCast", [np.ones(2, np.float32)], {"to": DType.int32.onnx})
+def exact(target: str, op_name: str, args: list, attrs: dict | None = None) -> None:
+    """The target's output has the reference's dtype and bytes."""
+    want = np.asarray(reference(op_name, args, attrs)[0])
+    got = run(target, op_name, args, attrs)[0]
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), \
+        f"{op_name} {attrs} on {target}\ninputs {args}\nwant {want}\ngot  {got}"
+
+
+def test_bitcast_of_floats(target):
+    f32 = np.array([1.0, -0.0, np.inf, -np.nan, 2.0**-149, 3e38], np.float32)
+    exact(target, "BitCast", [f32], {"to": DType.int32.onnx})
+    exact(target, "BitCast", [f32.view(np.int32)], {"to": DType.float32.onnx})
+    exact(target, "BitCast", [f32.astype(np.float64)], {"to": DType.uint64.onnx})
+    exact(target, "BitCast", [np.arange(8, dtype=np.uint8).astype(DType.float8e5m2.np)],
+          {"to": DType.int8.onnx})
+    with pytest.raises(UnsupportedError, match="not supported by native targets"):
+        lower("BitCast", [np.zeros(2, ml_dtypes.int4)], {"to": DType.float4e2m1.onnx})
 
 
 def test_unsupported_dtypes_fail_cleanly():
     with pytest.raises(UnsupportedError, match="not supported by native targets"):
-        lower("Cast", [np.ones(2, np.float32)], {"to": DType.float8e4m3fn.onnx})
+        lower("Cast", [np.ones(2, np.float32)], {"to": DType.string.onnx})
+
+
+# ---------------------------------------------------------------------------------------
+# the storage-only dtypes (minifloats, int4/int2)
+
+MINIFLOATS = (DType.float8e4m3fn, DType.float8e4m3fnuz, DType.float8e5m2, DType.float8e5m2fnuz,
+              DType.float8e8m0, DType.float4e2m1)
+NARROW = (DType.int4, DType.uint4, DType.int2, DType.uint2)
+# overflow and saturation edges of every format, ties, subnormals, NaN, inf, -0.0
+F8_EDGES = np.array([448, 464, 465, 480, 240, 248, 57344, 61440, 1e6, 6, 7, 5, 2.5, 0.25,
+                     2**-9, 2**-10, 2**-17, 2**-18, 1.0625, 1.1875, 1e-30, 3e38, 1.5 * 2**127])
+F8_INPUTS = np.concatenate([F8_EDGES, -F8_EDGES, SPECIAL,
+                            np.random.default_rng(8).uniform(-20, 20, 16)])
+TIES64 = np.array([(1 + m / 16) * 2.0**k * (1 + s * 2.0**-40) for k in (-8, 0, 3, 15)
+                   for m in (1, 3, 8) for s in (-1, 0, 1)] + [1e-300, 1e300, 2.0**-127])
+
+
+@pytest.mark.parametrize("dst", MINIFLOATS + NARROW, ids=str)
+def test_cast_to_storage_dtypes(target, dst):
+    """Saturation (or not), and one rounding from float64, as the reference does it."""
+    exact(target, "Cast", [F8_INPUTS.astype(np.float32)], {"to": dst.onnx})
+    if dst in NARROW:
+        exact(target, "Cast", [np.arange(-40, 40, dtype=np.int32)], {"to": dst.onnx})
+        return
+    exact(target, "Cast", [np.concatenate([TIES64, -TIES64])], {"to": dst.onnx})
+    if dst is not DType.float4e2m1:
+        with np.errstate(over="ignore"):
+            x16 = F8_INPUTS.astype(np.float16)
+        exact(target, "CastLike", [x16, np.zeros(1, dst.np)], {"saturate": 0})
+
+
+@pytest.mark.parametrize("mode", ["up", "down", "nearest"])
+def test_cast_to_float8e8m0_rounding_modes(target, mode):
+    x = np.concatenate([F8_INPUTS, TIES64, [2.0**-127, 2.0**-128, 2.0**-1074, 0.75 * 2**-126]])
+    for sat in (0, 1):
+        exact(target, "Cast", [x], {"to": DType.float8e8m0.onnx, "round_mode": mode,
+                                    "saturate": sat})
+
+
+@pytest.mark.parametrize("src", MINIFLOATS + NARROW, ids=str)
+def test_cast_from_storage_dtypes(target, src):
+    """Every byte, to a float and to an integer (NaN and out of range as the reference)."""
+    x = np.arange(256, dtype=np.uint8).view(src.np)
+    exact(target, "Cast", [x], {"to": DType.float16.onnx})
+    exact(target, "Cast", [x], {"to": DType.int32.onnx if src in MINIFLOATS
+                                else DType.float8e4m3fn.onnx})
