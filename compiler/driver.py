@@ -60,13 +60,31 @@ def codegen_for(target: str, opt_level: int = 0) -> Callable:
     raise AnvilError(f"unknown target {target!r} (known: {', '.join(NATIVE_TARGETS)})")
 
 
+def optimize_graph(module: Module, opt_level: int = 0, passes: str | None = None,
+                   verify_each: bool = False) -> Module:
+    """Run the graph pipeline: `passes` if given, else the named pipeline `O<opt_level>`."""
+    from compiler.passes import PassManager, named_pipeline, parse_pipeline
+
+    pipeline = parse_pipeline(passes, "graph") if passes is not None else \
+        named_pipeline(opt_level, "graph")
+    if not pipeline.passes:
+        return module
+    return PassManager(pipeline, verify=verify_each).run(module)
+
+
 def compile(model: onnx.ModelProto | str | os.PathLike | Module, target: str = "llvm",
-            opt_level: int = 0) -> Executable:
+            opt_level: int = 0, graph_passes: str | None = None,
+            loop_passes: str | None = None) -> Executable:
+    """Import (unless given a Module), verify, run the graph pipeline, and make an Executable
+    whose kernels go through the loop pipeline. The pipelines default to the named `O<n>`
+    pipelines of each level; `graph_passes` / `loop_passes` replace them."""
     if not 0 <= opt_level <= 3:
         raise AnvilError(f"opt level {opt_level} is not one of 0..3")
     module = model if isinstance(model, Module) else import_model(model)
     verify(module)
-    from compiler.passes import named_pipeline
+    module = optimize_graph(module, opt_level, graph_passes)
+    from compiler.passes import named_pipeline, parse_pipeline
 
-    pipeline = str(named_pipeline(opt_level)) if opt_level else ""
-    return Executable(module, target, codegen_for(target, opt_level), loop_pipeline=pipeline)
+    loop = parse_pipeline(loop_passes, "loop") if loop_passes is not None else \
+        named_pipeline(opt_level, "loop")
+    return Executable(module, target, codegen_for(target, opt_level), loop_pipeline=str(loop))

@@ -115,7 +115,9 @@ def cmd_compile(args) -> int:
     module = import_model(args.model)
     verify(module)
     if args.emit == "graph":
-        text = print_module(module)
+        from compiler.driver import optimize_graph
+
+        text = print_module(optimize_graph(module, args.opt_level, _graph_passes(args, module)))
     else:
         text = _emit_native(module, args)
     if args.output:
@@ -135,11 +137,29 @@ def _parse_binds(items: list[str] | None) -> dict[str, int]:
     return out
 
 
+def _graph_passes(args, module) -> str | None:
+    """The graph pipeline of `anvil compile`: --passes (default: the -O level's), preceded by
+    bind_shapes when --bind is given, so static-shape passes (fusion, layout) apply."""
+    binds = _parse_binds(args.bind)
+    if not binds and args.passes is None:
+        return None
+    from compiler.passes import named_pipeline
+
+    passes = args.passes if args.passes is not None else str(named_pipeline(args.opt_level,
+                                                                            "graph"))
+    if binds:
+        spec = ",".join(f"{k}={v}" for k, v in binds.items())
+        passes = f'bind_shapes{{dims="{spec}"}}' + (f",{passes}" if passes else "")
+    return passes
+
+
 def _emit_native(module, args) -> str:
     from compiler.driver import compile as compile_module
 
     target = args.target if args.target != "interp" else {"c": "c"}.get(args.emit, "llvm")
-    exe = compile_module(module, target=target, opt_level=args.opt_level)
+    exe = compile_module(module, target=target, opt_level=args.opt_level,
+                         graph_passes=_graph_passes(args, module), loop_passes=args.loop_passes)
+    module = exe.module
     dims = _parse_binds(args.bind)
     symbols = sorted({d for p in module.main.params for d in (p.type.shape or ())
                       if isinstance(d, str) and d != "?"})
@@ -199,7 +219,7 @@ def cmd_opt(args) -> int:
 def cmd_conformance(args) -> int:
     from oracles.conformance import main as conf_main
 
-    argv = ["--target", args.target]
+    argv = ["--target", args.target, "-O", str(args.opt_level)]
     if args.pattern:
         argv += ["-k", args.pattern]
     if args.verbose:
@@ -232,7 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
                    help="optimisation level (-O0..-O3)")
     p.add_argument("--bind", action="append", metavar="SYM=N",
-                   help="bind a symbolic input dimension for --emit loop/llvm/c (default 1)")
+                   help="bind a symbolic input dimension (bind_shapes; --emit loop/llvm/c bind "
+                        "the rest to 1)")
+    p.add_argument("--passes", help="graph pipeline (default: the -O level's named pipeline)")
+    p.add_argument("--loop-passes", help="loop pipeline run over every kernel (default: the "
+                   "-O level's)")
     p.add_argument("-o", "--output")
     p.set_defaults(fn=cmd_compile)
 
@@ -247,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="interp")
     p.add_argument("-k", "--pattern", help="fnmatch glob over case names")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
+                   help="optimisation level for native targets (-O0..-O3)")
     p.set_defaults(fn=cmd_conformance)
     return ap
 

@@ -65,9 +65,9 @@ def xfail_reason(name: str, xfails: dict[str, str]) -> str | None:
     return None
 
 
-def backend_test_class(target: str, module_name: str):
-    """ONNX's BackendTest node cases for `target` as a unittest class, with every case listed
-    in the xfail file marked as a strict pytest xfail."""
+def backend_test_class(target: str, module_name: str, opt_level: int = 0):
+    """ONNX's BackendTest node cases for `target` (compiled at `opt_level`) as a unittest
+    class, with every case listed in the xfail file marked as a strict pytest xfail."""
     import onnx.backend.test
     import pytest
 
@@ -77,6 +77,8 @@ def backend_test_class(target: str, module_name: str):
         @classmethod
         def prepare(cls, model, device="CPU", **kwargs):
             kwargs.setdefault("target", target)
+            if target != "interp":
+                kwargs.setdefault("opt_level", opt_level)
             return super().prepare(model, device, **kwargs)
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -128,13 +130,14 @@ class Result:
     detail: str = ""
 
 
-def run_case(case, target: str) -> tuple[str, str]:
+def run_case(case, target: str, opt_level: int = 0) -> tuple[str, str]:
     """('pass'|'fail'|'error', detail) for one case on one target."""
     from compiler.backend import prepare
     from compiler.errors import AnvilError
 
     try:
-        rep = prepare(case.model, target=target)
+        options = {"opt_level": opt_level} if target != "interp" else {}
+        rep = prepare(case.model, target=target, **options)
         for inputs, outputs in case.data_sets:
             inputs, outputs = _arrays(inputs), _arrays(outputs)
             got = rep.run(list(inputs))
@@ -162,14 +165,15 @@ def _arrays(values) -> list:
     return [numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for v in values]
 
 
-def run_all(target: str = "interp", pattern: str = "*", progress: bool = True) -> list[Result]:
+def run_all(target: str = "interp", pattern: str = "*", progress: bool = True,
+            opt_level: int = 0) -> list[Result]:
     cases = [c for c in load_cases() if fnmatch.fnmatchcase(c.name, pattern)
              or fnmatch.fnmatchcase(c.name, f"test_{pattern}")]
     xfails = read_xfail(target=target)
     results = []
     t0 = time.time()
     for i, case in enumerate(cases):
-        status, detail = run_case(case, target)
+        status, detail = run_case(case, target, opt_level)
         reason = xfail_reason(case.name, xfails)
         if reason is not None:
             status, detail = ("xpass", reason) if status == "pass" else ("xfail", reason)
@@ -208,11 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="interp")
     ap.add_argument("-k", "--pattern", default="*", help="fnmatch glob over case names")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every non-passing case")
+    ap.add_argument("-O", dest="opt_level", type=int, default=0, choices=[0, 1, 2, 3],
+                    help="optimisation level for native targets")
     args = ap.parse_args(argv)
     from compiler.backend import check_target
 
     check_target(args.target)
-    results = run_all(args.target, args.pattern)
+    results = run_all(args.target, args.pattern, opt_level=args.opt_level)
     if args.verbose:
         for r in results:
             if r.status != "pass":

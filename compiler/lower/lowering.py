@@ -42,11 +42,32 @@ def concrete_type(x: np.ndarray) -> TensorType:
     return TensorType(tuple(int(d) for d in x.shape), DType.from_np(x.dtype))
 
 
+def attrs_key(attrs: tuple) -> bytes:
+    """A byte string that identifies attribute values exactly: tensors by their bytes,
+    subgraphs by their printed text (which carries their constants)."""
+    from compiler.graph.ir import Function, Tensor
+    from compiler.graph.printer import print_module
+
+    def enc(v: Any) -> str:
+        if isinstance(v, Tensor):
+            digest = hashlib.blake2b(v._key(), digest_size=16).hexdigest()
+            return f"Tensor({v.array.dtype},{v.shape},{digest})"
+        if isinstance(v, Function):
+            from compiler.graph.ir import Module
+
+            return print_module(Module((v,)))
+        if isinstance(v, tuple):
+            return "(" + ",".join(enc(x) for x in v) + ")"
+        return repr(v)
+
+    return enc(attrs).encode()
+
+
 def kernel_key(op: OpDef, attrs: tuple, args: Sequence[np.ndarray | None]) -> str:
     """Specialisation key: op, attributes, input shapes/dtypes, values of shape inputs."""
     h = hashlib.blake2b(digest_size=16)
     h.update(op.name.encode())
-    h.update(repr(attrs).encode())
+    h.update(attrs_key(attrs))
     for i, a in enumerate(args):
         if a is None:
             h.update(b"none;")

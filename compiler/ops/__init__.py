@@ -30,6 +30,8 @@ _MODULES = (
     "detection",
     "control",
     "misc",
+    "layout",
+    "internal",
 )
 
 for _m in _MODULES:

@@ -212,7 +212,7 @@ def _bn_compute(ctx: LowerCtx, ins: list[te.Tensor | None]) -> list[te.Tensor]:
 
 
 register(OpDef(
-    name="BatchNormalization", infer=_bn_infer, ref=_bn_ref, kind=Kind.OPAQUE,
+    name="BatchNormalization", infer=_bn_infer, ref=_bn_ref, kind=Kind.BROADCAST,
     compute=_bn_compute,
     inputs=(5, 5), outputs=(1, 3), upgrade=_bn_upgrade,
     attrs={"epsilon": Attr("float", 1e-5), "momentum": Attr("float", 0.9),

@@ -8,7 +8,8 @@ pass with the `loop_pass` / `graph_pass` decorator:
 def unroll(func: PrimFunc, max_extent: int) -> PrimFunc: ...
 ```
 
-The registry name is the module's file name (`unroll.py` -> `unroll`). A pass declares the IR
+The registry name is the module's file name (`unroll.py` -> `unroll`); a name is unique
+within its IR level (`simplify` exists at both levels, and a pipeline's level picks one). A pass declares the IR
 level it consumes (`"loop"` or `"graph"`) and the one it produces (the same, unless it
 lowers), a one-line `doc`, typed arguments with defaults, and optionally `applies(unit,
 **args) -> bool`, a cheap test of whether it can change a unit. Loop passes map one
@@ -101,17 +102,17 @@ class PassInfo:
         return f"{self.name}{{{inner}}}"
 
 
-_REGISTRY: dict[str, PassInfo] = {}
+_REGISTRY: dict[tuple[str, str], PassInfo] = {}  # (level, name) -> pass
 _DISCOVERED = False
 
 
 def register(info: PassInfo) -> PassInfo:
     if info.level not in LEVELS or info.output_level not in LEVELS:
         raise ValueError(f"pass {info.name}: unknown IR level {info.level!r}")
-    old = _REGISTRY.get(info.name)
+    old = _REGISTRY.get((info.level, info.name))
     if old is not None and old.module != info.module:
         raise ValueError(f"pass {info.name} is registered twice ({old.module}, {info.module})")
-    _REGISTRY[info.name] = info
+    _REGISTRY[(info.level, info.name)] = info
     return info
 
 
@@ -161,9 +162,13 @@ def discover() -> None:
     _DISCOVERED = True
 
 
-def get_pass(name: str) -> PassInfo | None:
+def get_pass(name: str, level: str | None = None) -> PassInfo | None:
+    """The pass `name` of IR `level`; without a level, the loop pass of that name if there is
+    one, else the graph pass (names may repeat across levels: `simplify`, `cse`, `dce`)."""
     discover()
-    return _REGISTRY.get(name)
+    if level is not None:
+        return _REGISTRY.get((level, name))
+    return _REGISTRY.get(("loop", name)) or _REGISTRY.get(("graph", name))
 
 
 def all_passes(level: str | None = None) -> list[PassInfo]:

@@ -104,7 +104,9 @@ def verify_ir(ir: Any, level: str) -> None:
 class PassManager:
     def __init__(self, pipeline: Pipeline | str, instruments: Sequence[Instrument] = (),
                  verify: bool = True, disabled: Iterable[str] = ()) -> None:
-        self.pipeline = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+        # text is parsed against the level of the IR it runs on (`simplify` exists at both)
+        self.text = pipeline if isinstance(pipeline, str) else None
+        self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline()
         from compiler.passes.instruments import VerifyEach
 
         self.instruments = ([VerifyEach()] if verify else []) + list(instruments)
@@ -117,6 +119,8 @@ class PassManager:
         single = isinstance(ir, PrimFunc)
         container = type(ir) if isinstance(ir, (list, tuple)) else tuple
         unit: Any = (ir,) if single else (tuple(ir) if level == "loop" else ir)
+        if self.text is not None:
+            self.pipeline = parse_pipeline(self.text, level)
         self.pipeline.check_levels(level)
         verify_ir(unit, level)
         self.history = []

@@ -68,10 +68,11 @@ class PassSpec:
 
     name: str
     args: tuple[tuple[str, ArgValue], ...] = ()
+    level: str = "loop"
 
     @property
     def info(self) -> PassInfo:
-        info = get_pass(self.name)
+        info = get_pass(self.name, self.level)
         if info is None:
             raise PipelineError(f"unknown pass '{self.name}'")
         return info
@@ -116,9 +117,9 @@ class Pipeline:
         return level
 
 
-def make_spec(name: str, **args: ArgValue) -> PassSpec:
+def make_spec(name: str, level: str | None = None, **args: ArgValue) -> PassSpec:
     """A PassSpec from Python values, checked like parsed text."""
-    info = get_pass(name)
+    info = get_pass(name, level)
     if info is None:
         raise PipelineError(f"unknown pass '{name}'{_did_you_mean(name, pass_names())}")
     resolved = info.defaults()
@@ -130,7 +131,7 @@ def make_spec(name: str, **args: ArgValue) -> PassSpec:
         if problem is not None:
             raise PipelineError(f"argument '{key}' of pass '{name}' {problem}")
         resolved[key] = float(value) if arg.type is float else value
-    return PassSpec(name, tuple(resolved.items()))
+    return PassSpec(name, tuple(resolved.items()), info.level)
 
 
 def _did_you_mean(word: str, options: Sequence[str]) -> str:
@@ -196,9 +197,13 @@ class _Parser:
             if self.peek() == "{":
                 raise self.fail(f"named pipeline '{name}' takes no arguments")
             return list(parse_pipeline(named[name], self.level).passes)
-        info = get_pass(name)
+        info = get_pass(name, self.level)
         if info is None:
-            options = [*pass_names(), *named]
+            other = get_pass(name)
+            if other is not None:
+                raise self.fail(f"pass '{name}' works on {other.level} IR, not {self.level} "
+                                f"IR", start)
+            options = [*pass_names(self.level), *named]
             raise self.fail(f"unknown pass '{name}'{_did_you_mean(name, options)}", start)
         resolved = info.defaults()
         seen: set[str] = set()
@@ -206,7 +211,7 @@ class _Parser:
             self.pos += 1
             if self.peek() == "}":
                 self.pos += 1
-                return [PassSpec(name, tuple(resolved.items()))]
+                return self.done(info, resolved)
             while True:
                 key, kstart = self.name("argument name")
                 arg = info.arg(key)
@@ -227,7 +232,12 @@ class _Parser:
                     got = repr(self.peek()) if self.peek() else "end of text"
                     raise self.fail(f"expected ',' or '}}', got {got}")
                 self.pos += 1
-        return [PassSpec(name, tuple(resolved.items()))]
+        return self.done(info, resolved)
+
+    def done(self, info: PassInfo, resolved: dict[str, ArgValue]) -> list[PassSpec]:
+        spec = PassSpec(info.name, tuple(resolved.items()), self.level)
+        self.level = info.output_level
+        return [spec]
 
     def value(self) -> tuple[str, bool]:
         self.ws()

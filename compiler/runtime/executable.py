@@ -27,6 +27,11 @@ from compiler.runtime.memory import Interval, plan
 Codegen = Callable[[Sequence[PrimFunc]], dict[str, Callable[..., None]]]
 
 
+def kernel_suffix(op_name: str) -> str:
+    """The op's part of a kernel name (a C identifier: `anvil.Fused` -> `Fused`)."""
+    return op_name.rsplit(".", 1)[-1]
+
+
 @dataclass
 class Stats:
     launches: int = 0  # kernel calls in the last run
@@ -120,8 +125,8 @@ class Executable:
             kernel, func = hit
             return kernel, self._types[key]
         t0 = time.perf_counter()
-        func, types = lower_call(op, e.attr_dict, ins, n_out, f"k{len(self.kernels)}_{op.name}",
-                                 where)
+        name = f"k{len(self.kernels)}_{kernel_suffix(op.name)}"
+        func, types = lower_call(op, e.attr_dict, ins, n_out, name, where)
         func = self.optimize(func)
         compiled = self.codegen([func])
         kernel = compiled[func.name]
@@ -227,7 +232,7 @@ class Executable:
                     fake.append(np.broadcast_to(np.zeros((), t.dtype.np), t.shape))
             key = kernel_key(op, e.attrs, fake)
             func, outs = lower_call(op, e.attr_dict, fake, len(b.outs),
-                                    f"k{len(funcs)}_{op.name}", where)
+                                    f"k{len(funcs)}_{kernel_suffix(op.name)}", where)
             self._types[key] = outs
             if key not in keyed:
                 keyed[key] = self.optimize(func)

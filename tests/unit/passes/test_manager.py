@@ -21,6 +21,7 @@ from compiler.passes import (
     Timing,
     applicable,
     base,
+    parse_pipeline,
     run_pipeline,
 )
 
@@ -38,7 +39,7 @@ def _register(monkeypatch: pytest.MonkeyPatch, name: str, fn: Any, level: str = 
               output_level: str | None = None) -> None:
     info = PassInfo(name, level, f"test pass {name}", (), fn, output_level or level,
                     module=f"tests.{name}")
-    monkeypatch.setitem(base._REGISTRY, name, info)
+    monkeypatch.setitem(base._REGISTRY, (level, name), info)
 
 
 def test_runs_a_pipeline() -> None:
@@ -127,9 +128,13 @@ def test_wrong_return_type(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_levels_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     _register(monkeypatch, "graph_thing", lambda m: m, level="graph")
-    with pytest.raises(PipelineError, match="pass 'graph_thing' .#2. works on graph IR, but "
-                                            "receives loop IR"):
+    with pytest.raises(PipelineError, match="pass 'graph_thing' works on graph IR, not loop IR "
+                                            "at column 10"):
         PassManager("simplify,graph_thing").run(FUNC)
+    graph_pipeline = parse_pipeline("graph_thing", "graph")
+    with pytest.raises(PipelineError, match="pass 'graph_thing' .#1. works on graph IR, but "
+                                            "receives loop IR"):
+        PassManager(graph_pipeline).run(FUNC)
     with pytest.raises(PipelineError, match="cannot run passes over a str"):
         PassManager("simplify").run("not IR")
 
