@@ -302,8 +302,10 @@ class Emitter:
         return out
 
 
-def replace_bindings(fn: Function, rewrite: Callable[[Binding, Emitter], Iterable[Binding]
-                                                            | Mapping[Var, Var] | None]) -> Function:
+Rewrite = Callable[[Binding, "Emitter"], Iterable[Binding] | Mapping[Var, Var] | None]
+
+
+def replace_bindings(fn: Function, rewrite: Rewrite) -> Function:
     """One forward sweep: `rewrite(binding, emitter)` returns None (keep the binding), or a
     mapping from the binding's outputs to replacement values (whose bindings it emitted into
     the emitter, or which already exist). Replaced bindings are left for `dce` to remove
