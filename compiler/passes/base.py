@@ -12,8 +12,8 @@ The registry name is the module's file name (`unroll.py` -> `unroll`); a name is
 within its IR level (`simplify` exists at both levels, and a pipeline's level picks one).
 A pass declares the IR level it consumes (`"loop"` or `"graph"`) and the one it produces
 (the same, unless it lowers), a one-line `doc`, typed arguments with defaults, and
-optionally `applies(unit, **args) -> bool`, a cheap test of whether it can change a unit. Loop passes map one
-`PrimFunc` to another; graph passes map a graph-IR `Module` to another.
+optionally `applies(unit, **args) -> bool`, a cheap test of whether it can change a unit.
+Loop passes map one `PrimFunc` to another; graph passes map a graph-IR `Module` to another.
 
 `discover()` imports every pass module once; `get_pass`, `all_passes` and `pass_names` call it.
 """
