@@ -21,10 +21,13 @@ FAST_NATIVE = {"squeezenet", "shufflenet", "bvlc_alexnet"}  # the rest take minu
 
 def _params():
     for name in LIGHT_MODELS:
-        yield pytest.param(name, "interp", id=f"{name}-interp")
+        yield pytest.param(name, "interp", 0, id=f"{name}-interp")
         for target in ("llvm", "c"):
             marks = () if name in FAST_NATIVE else (pytest.mark.slow,)
-            yield pytest.param(name, target, id=f"{name}-{target}", marks=marks)
+            yield pytest.param(name, target, 0, id=f"{name}-{target}", marks=marks)
+        for level in (1, 2, 3):  # every opt level stays correct (slow: all but -O3 of the fast)
+            marks = () if name in FAST_NATIVE and level == 3 else (pytest.mark.slow,)
+            yield pytest.param(name, "llvm", level, id=f"{name}-llvm-O{level}", marks=marks)
 
 
 def _close(expected: np.ndarray, actual: np.ndarray) -> None:
@@ -34,15 +37,16 @@ def _close(expected: np.ndarray, actual: np.ndarray) -> None:
     assert d, d.reason
 
 
-@pytest.mark.parametrize("name, target", _params())
-def test_light_model(name, target):
+@pytest.mark.parametrize("name, target, level", _params())
+def test_light_model(name, target, level):
+    options = {"opt_level": level} if target != "interp" else {}
     model, reference = load_light(name)
-    (y,) = prepare(model, target=target).run(light_input(model))
+    (y,) = prepare(model, target=target, **options).run(light_input(model))
     _close(reference, y)
 
     rnd = randomize_light_model(model, seed=1)
     x = light_input(rnd, seed=1)
-    (y,) = prepare(rnd, target=target).run(x)
+    (y,) = prepare(rnd, target=target, **options).run(x)
     (expected,) = run_onnxruntime(rnd, x)
     assert float(np.std(expected)) > 1e-3, "random weights should give non-flat logits"
     _close(expected, y)
