@@ -82,9 +82,14 @@ def compile(model: onnx.ModelProto | str | os.PathLike | Module, target: str = "
         raise AnvilError(f"opt level {opt_level} is not one of 0..3")
     module = model if isinstance(model, Module) else import_model(model)
     verify(module)
-    module = optimize_graph(module, opt_level, graph_passes)
     from compiler.passes import named_pipeline, parse_pipeline
 
+    graph = parse_pipeline(graph_passes, "graph") if graph_passes is not None else \
+        named_pipeline(opt_level, "graph")
     loop = parse_pipeline(loop_passes, "loop") if loop_passes is not None else \
         named_pipeline(opt_level, "loop")
-    return Executable(module, target, codegen_for(target, opt_level), loop_pipeline=str(loop))
+    module = optimize_graph(module, passes=str(graph))
+    static = all(p.type.is_static for p in module.main.params)
+    # symbolic inputs: the graph pipeline runs again per input-shape signature, at run time
+    return Executable(module, target, codegen_for(target, opt_level), loop_pipeline=str(loop),
+                      graph_pipeline="" if static else str(graph))

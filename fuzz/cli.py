@@ -117,7 +117,8 @@ def cmd_compile(args) -> int:
     if args.emit == "graph":
         from compiler.driver import optimize_graph
 
-        text = print_module(optimize_graph(module, args.opt_level, _graph_passes(args, module)))
+        passes = _graph_passes(args, _parse_binds(args.bind))
+        text = print_module(optimize_graph(module, args.opt_level, passes))
     else:
         text = _emit_native(module, args)
     if args.output:
@@ -137,18 +138,17 @@ def _parse_binds(items: list[str] | None) -> dict[str, int]:
     return out
 
 
-def _graph_passes(args, module) -> str | None:
+def _graph_passes(args, dims: dict[str, int]) -> str | None:
     """The graph pipeline of `anvil compile`: --passes (default: the -O level's), preceded by
-    bind_shapes when --bind is given, so static-shape passes (fusion, layout) apply."""
-    binds = _parse_binds(args.bind)
-    if not binds and args.passes is None:
+    bind_shapes when dims are bound, so static-shape passes (fusion, layout) apply."""
+    if not dims and args.passes is None:
         return None
     from compiler.passes import named_pipeline
 
     passes = args.passes if args.passes is not None else str(named_pipeline(args.opt_level,
                                                                             "graph"))
-    if binds:
-        spec = ",".join(f"{k}={v}" for k, v in binds.items())
+    if dims:
+        spec = ",".join(f"{k}={v}" for k, v in dims.items())
         passes = f'bind_shapes{{dims="{spec}"}}' + (f",{passes}" if passes else "")
     return passes
 
@@ -157,15 +157,14 @@ def _emit_native(module, args) -> str:
     from compiler.driver import compile as compile_module
 
     target = args.target if args.target != "interp" else {"c": "c"}.get(args.emit, "llvm")
-    exe = compile_module(module, target=target, opt_level=args.opt_level,
-                         graph_passes=_graph_passes(args, module), loop_passes=args.loop_passes)
-    module = exe.module
     dims = _parse_binds(args.bind)
     symbols = sorted({d for p in module.main.params for d in (p.type.shape or ())
                       if isinstance(d, str) and d != "?"})
     for s in symbols:
         dims.setdefault(s, 1)
-    funcs = exe.lower_static(dims)
+    exe = compile_module(module, target=target, opt_level=args.opt_level,
+                         graph_passes=_graph_passes(args, dims), loop_passes=args.loop_passes)
+    funcs = exe.lower_static()
     if args.emit == "loop":
         from compiler.loop.printer import print_module as print_loop
 

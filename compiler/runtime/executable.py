@@ -55,6 +55,11 @@ class Executable:
     stats: Stats = field(default_factory=Stats)
     plans: dict[tuple, _Plan] = field(default_factory=dict)
     loop_pipeline: str = ""  # loop passes run over each lowered kernel (see compiler/passes)
+    # A model with symbolic input dims is specialised per input-shape signature: its graph is
+    # re-typed at the concrete shapes and `graph_pipeline` runs again, so passes that need
+    # static shapes (fusion, layout) apply; each signature gets its own Executable.
+    graph_pipeline: str = ""
+    specialized: dict[tuple, Executable] = field(default_factory=dict)
 
     def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         fn = self.module.main
@@ -63,6 +68,8 @@ class Executable:
         args = [check_input(p, a, "input") for p, a in zip(fn.params, args, strict=True)]
         self.stats.launches = self.stats.host_calls = 0
         sig = tuple((a.shape, str(a.dtype)) for a in args)
+        if self.graph_pipeline and not all(p.type.is_static for p in fn.params):
+            return self._run_specialized(sig, args)
         p = self.plans.get(sig)
         if p is None and not self.plans and not self.kernels:
             self._compile_ahead(args)
@@ -71,6 +78,26 @@ class Executable:
         if record is not None:
             self.plans[sig] = self._make_plan(fn, record)
         return [np.array(o, copy=True) if p is not None else o for o in outs]
+
+    def _run_specialized(self, sig: tuple, args: list[np.ndarray]) -> list[np.ndarray]:
+        sub = self.specialized.get(sig)
+        if sub is None:
+            from compiler.graph.ir import TensorType
+            from compiler.passes import PassManager
+            from compiler.passes.graph.bind_shapes import retype_all
+
+            fn = self.module.main
+            params = tuple(Var(p.name, TensorType(tuple(a.shape), p.type.dtype))
+                           for p, a in zip(fn.params, args, strict=True))
+            main = retype_all(fn, params)
+            module = Module((main, *self.module.functions[1:]), self.module.opset)
+            module = PassManager(self.graph_pipeline, verify=False).run(module)
+            sub = Executable(module, self.target, self.codegen,
+                             loop_pipeline=self.loop_pipeline)
+            self.specialized[sig] = sub
+        outs = sub.run(args)
+        self.stats = sub.stats
+        return outs
 
     # -- execution -------------------------------------------------------------------
     def _run_function(self, fn: Function, args, outer, p: _Plan | None,
@@ -185,7 +212,8 @@ class Executable:
         return _Plan(dict(zip(keys, offsets, strict=True)), np.empty(total, np.uint8))
 
     def kernel_funcs(self) -> list[PrimFunc]:
-        return [f for _, f in self.kernels.values()]
+        own = [f for _, f in self.kernels.values()]
+        return own + [f for sub in self.specialized.values() for f in sub.kernel_funcs()]
 
     def lower_static(self, dims: dict[str, int] | None = None) -> list[PrimFunc]:
         """Lower every call of a statically shaped model without running it (for --emit and
