@@ -40,9 +40,14 @@ _LOOP_O3 = ("loop_canonicalize,simplify,loop_partition,simplify,inline_let,licm,
             "dead_store_elim,dce,compact_alloc,storage_rewrite,lower_intrinsics,loop_fusion,"
             "if_to_select,parallelize,unroll{max_extent=8},vectorize{width=8},hoist_alloc,"
             "simplify,strength_reduce,narrow_index,cse,remove_noop")
+_GRAPH_O1 = "fold_constant,remove_identity,simplify,dce"
+_GRAPH_O2 = ("canonicalize,fold_constant,remove_identity,simplify,fold_batchnorm,fold_scale,cse,"
+             "dce,fuse_ops")
+_GRAPH_O3 = ("canonicalize,fold_constant,remove_identity,simplify,fold_batchnorm,fold_scale,cse,"
+             "dce,layout,fuse_ops")
 NAMED_PIPELINES: dict[str, dict[str, str]] = {
     "loop": {"O0": "", "O1": _LOOP_O1, "O2": _LOOP_O2, "O3": _LOOP_O3},
-    "graph": {"O0": "", "O1": "", "O2": "", "O3": ""},
+    "graph": {"O0": "", "O1": _GRAPH_O1, "O2": _GRAPH_O2, "O3": _GRAPH_O3},
 }
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -7,23 +7,29 @@ import pkgutil
 
 import pytest
 
+import compiler.passes.graph as graph_pkg
 import compiler.passes.loop as loop_pkg
 from compiler.passes import Arg, all_passes, format_pass_list, get_pass, loop_pass, pass_names
 from compiler.passes.pipeline import NAMED_PIPELINES, parse_pipeline
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(loop_pkg.__path__))
+MODULES = [(level, m.name) for level, pkg in (("loop", loop_pkg), ("graph", graph_pkg))
+           for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)]
 
 
 def test_at_least_thirty_loop_passes() -> None:
     assert len(pass_names("loop")) >= 30
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_one_pass_per_file_named_after_it(module: str) -> None:
-    mod = importlib.import_module(f"compiler.passes.loop.{module}")
+def test_at_least_ten_graph_passes() -> None:
+    assert len(pass_names("graph")) >= 10
+
+
+@pytest.mark.parametrize("level,module", MODULES, ids=[f"{lv}.{m}" for lv, m in MODULES])
+def test_one_pass_per_file_named_after_it(level: str, module: str) -> None:
+    mod = importlib.import_module(f"compiler.passes.{level}.{module}")
     assert mod.__doc__ and mod.__doc__.startswith(f"{module}:"), "module docstring"
-    info = get_pass(module)
-    assert info is not None and info.level == "loop" and info.module == mod.__name__
+    info = get_pass(module, level)
+    assert info is not None and info.level == level and info.module == mod.__name__
     assert [p.name for p in all_passes() if p.module == mod.__name__] == [module]
     assert info.doc and "\n" not in info.doc and len(info.doc) <= 100
 
@@ -37,10 +43,25 @@ def test_brief_coverage() -> None:
     assert wanted <= set(pass_names("loop"))
 
 
-def test_graph_side_is_empty_but_works() -> None:
-    assert pass_names("graph") == []
-    assert parse_pipeline("O3", level="graph").names() == []
-    assert set(NAMED_PIPELINES["graph"]) == {"O0", "O1", "O2", "O3"}
+def test_graph_brief_coverage() -> None:
+    wanted = {"fold_constant", "dce", "cse", "simplify", "fold_batchnorm", "fold_scale",
+              "canonicalize", "fuse_ops", "layout", "remove_identity", "bind_shapes"}
+    assert wanted <= set(pass_names("graph"))
+
+
+def test_names_repeat_across_levels_and_the_level_picks() -> None:
+    both = set(pass_names("graph")) & set(pass_names("loop"))
+    assert {"simplify", "cse", "dce"} <= both
+    assert parse_pipeline("simplify,cse", "graph").passes[0].info.level == "graph"
+    assert parse_pipeline("simplify,cse", "loop").passes[0].info.level == "loop"
+
+
+def test_named_pipelines_of_both_levels() -> None:
+    for level in ("graph", "loop"):
+        assert set(NAMED_PIPELINES[level]) == {"O0", "O1", "O2", "O3"}
+        assert parse_pipeline("O0", level).names() == []
+        sizes = [len(parse_pipeline(f"O{n}", level)) for n in range(4)]
+        assert sizes == sorted(sizes) and sizes[3] > 0
 
 
 def test_listing_has_one_line_per_pass() -> None:
