@@ -115,3 +115,28 @@ def test_optimisation_levels_agree_with_onnxruntime():
     for level in ("-O1", "-O3"):
         r = anvil("run", MODEL, "--target", "llvm", level, "--compare", "ort")
         assert r.returncode == 0 and ": match" in r.stdout, r.stderr
+
+
+def test_compile_runs_the_graph_pipeline_of_its_level(tmp_path):
+    from compiler.graph.parser import parse
+
+    plain = anvil("compile", MODEL, "--bind", "N=2")
+    fused = anvil("compile", MODEL, "-O2", "--bind", "N=2")
+    assert plain.returncode == 0 and fused.returncode == 0, fused.stderr
+    assert "BatchNormalization" in plain.stdout and "anvil.Fused" not in plain.stdout
+    assert "BatchNormalization" not in fused.stdout and "anvil.Fused" in fused.stdout
+    assert "float32[2, 3, 32, 32]" in parse(fused.stdout).main.params[0].type.__str__()
+    gir = tmp_path / "m.gir"
+    gir.write_text(plain.stdout)
+    r = anvil("opt", gir, "--passes", "fold_batchnorm,fuse_ops")
+    assert r.returncode == 0 and "anvil.Fused" in r.stdout, r.stderr
+    line = _clean_error(anvil("compile", MODEL, "--passes", "unroll"))
+    assert "works on loop IR, not graph IR" in line
+    line = _clean_error(anvil("compile", MODEL, "--bind", "M=2"))
+    assert "M" in line
+
+
+def test_conformance_at_an_opt_level():
+    r = anvil("conformance", "--target", "llvm", "-O3", "-k", "test_relu*")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 failed, 0 errors" in r.stdout
