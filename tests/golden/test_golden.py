@@ -54,15 +54,17 @@ def test_golden_names_its_pass(path: Path) -> None:
     assert path.parent.name in pipe.names() or path.parent.name == "pipelines"
 
 
-def test_every_loop_pass_has_a_golden() -> None:
-    covered = {p.parent.name for p in CASES}
-    missing = [name for name in pass_names("loop") if name not in covered]
-    assert not missing, f"loop passes without golden tests: {missing}"
+@pytest.mark.parametrize("level", ["loop", "graph"])
+def test_every_pass_has_a_golden(level: str) -> None:
+    covered = {p.parent.name for p in (CASES if level == "loop" else GRAPH_CASES)}
+    missing = [name for name in pass_names(level) if name not in covered]
+    assert not missing, f"{level} passes without golden tests: {missing}"
 
 
-def test_golden_dirs_are_passes() -> None:
-    dirs = {p.name for p in (ROOT / "loop").iterdir() if p.is_dir()}
-    unknown = dirs - set(pass_names("loop")) - {"pipelines"}
+@pytest.mark.parametrize("level", ["loop", "graph"])
+def test_golden_dirs_are_passes(level: str) -> None:
+    dirs = {p.name for p in (ROOT / level).iterdir() if p.is_dir()}
+    unknown = dirs - set(pass_names(level)) - {"pipelines"}
     assert not unknown, f"golden directories that name no pass: {sorted(unknown)}"
 
 

@@ -15,8 +15,9 @@ Only calls with a compute definition, not run on the host, with static types, an
 shape inputs are constants are fused. A group of one call is left alone.
 
 Each group becomes one `anvil.Fused` call whose `body` is the group as a function with
-canonical names (`p0..`, `t0..`), so identical groups share one compiled kernel. Small
-constants used by the group are copied into the body; larger ones are passed in.
+canonical names (`p0..`, `t0..`), so identical groups share one compiled kernel. Constants
+the group needs as values (shape inputs) and scalars are copied into the body; other
+constants (weights) are passed in like any input.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from compiler.ops.base import Kind, get_op
 from compiler.ops.internal import FUSED
 from compiler.passes.base import Arg, graph_pass
 from compiler.passes.graph_util import map_functions, use_counts
-
-_INLINE_CONST = 64  # constants up to this many elements are copied into a group's body
 
 
 def _fusable(b: Binding, consts: dict[Var, Binding]) -> Kind | None:
@@ -125,11 +124,13 @@ def _make_group(fn: Function, group: list[Binding], consts: dict[Var, Binding],
     inputs: list[Var] = []
     inline: list[Var] = []
     for b in group:
-        for a in b.expr.args:  # type: ignore[union-attr]
+        op = get_op(b.expr.op)  # type: ignore[union-attr]
+        for k, a in enumerate(b.expr.args):  # type: ignore[union-attr]
             if a is None or a in defined or a in inputs or a in inline:
                 continue
             c = consts.get(a)
-            if c is not None and c.expr.value.array.size <= _INLINE_CONST:  # type: ignore[union-attr]
+            # shape inputs must be known when the group is lowered; scalars become immediates
+            if c is not None and (k in op.shape_inputs or c.expr.value.array.size == 1):  # type: ignore[union-attr]
                 inline.append(a)
             else:
                 inputs.append(a)
