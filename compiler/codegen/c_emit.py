@@ -10,7 +10,8 @@ Each PrimFunc becomes `int32_t name(T0 *buf0, ..., S0 scalar0, ...)` (see `abi.p
 - A `Let` inside an expression is hoisted to a `const` declaration before the statement
   (the IR evaluates every operand, so evaluating it eagerly changes nothing).
 - Loops: `parallel` is `#pragma omp parallel for schedule(static)` (libgomp's thread pool);
-  `unrolled` adds `#pragma GCC unroll`; `vectorized` and thread-bound loops run in order.
+  `unrolled` adds `#pragma GCC unroll`; `vectorized` and thread-bound loops run in order,
+  so a `barrier()` is only a comment.
 - `Allocate` is a stack array for small constant sizes, `malloc`/`free` otherwise. A failed
   `Assert` returns its 1-based index; inside a parallel loop or below a heap allocation it
   jumps to a cleanup label first. A failed `malloc` returns (number of asserts + 1).
@@ -49,6 +50,7 @@ from compiler.loop.ir import (
     Stmt,
     Var,
     int_range,
+    is_barrier,
     is_storage,
 )
 from compiler.loop.traverse import walk
@@ -332,6 +334,9 @@ class _FuncEmitter(ExprEmitter):
         self.lane_loop(lanes, f"{info.cname}[{offsets}[{LANE}]] = {value};")
 
     def evaluate(self, s: Evaluate) -> None:
+        if is_barrier(s):
+            self.line("/* barrier(): __syncthreads() on a GPU; here threads run in order */")
+            return
         if s.value.lanes == 1:
             self.line(f"(void){self.expr(s.value)};")
         else:

@@ -7,9 +7,9 @@
   and trip count, and every value the body uses. The caller hands it to libgomp's
   `GOMP_parallel`; each thread of the team runs its static chunk of iterations (computed
   from `omp_get_thread_num`/`omp_get_num_threads`). Parallel loops nested inside run
-  serially, and thread-bound loops (a GPU construct) always run serially. libgomp's pool
-  does not survive fork(): in a child of a process that used it, the body runs as a team of
-  one in the calling thread (see `OMP_STATE`).
+  serially, and thread-bound loops (a GPU construct) always run serially, so `barrier()`
+  emits nothing. libgomp's pool does not survive fork(): in a child of a process that used
+  it, the body runs as a team of one in the calling thread (see `OMP_STATE`).
 - A failed `Assert` frees the function's live heap allocations and returns its 1-based
   index in `walk` pre-order; inside a parallel body it stores the index into the closure's
   status word (first failure wins), and the caller returns it after the team joins.
@@ -40,6 +40,7 @@ from compiler.loop.ir import (
     SeqStmt,
     Stmt,
     Var,
+    is_barrier,
 )
 from compiler.loop.traverse import walk
 
@@ -121,7 +122,8 @@ class FuncGen(ExprGen):
         elif isinstance(s, Allocate):
             self.allocate(s)
         elif isinstance(s, Evaluate):
-            self.expr(s.value)
+            if not is_barrier(s):  # threads run one after another: a barrier does nothing
+                self.expr(s.value)
         elif isinstance(s, Assert):
             self.ctx.asserts += 1
             code = V("i32", str(self.ctx.asserts))

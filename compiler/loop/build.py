@@ -51,7 +51,7 @@ def call(op: str, *args: ExprLike) -> Call:
     first = next((a for a in args if isinstance(a, Expr)), None)
     exprs = tuple(as_expr(a, first) for a in args)
     intr = INTRINSICS.get(op)
-    dtype = DType.bool if intr is not None and intr.result == "bool" else exprs[0].dtype
+    dtype = intr.result_dtype(exprs) if intr is not None else exprs[0].dtype
     return Call(op, exprs, dtype)
 
 

@@ -16,8 +16,9 @@ uninitialised elements of an `Allocate`d buffer (parameters count as initialised
 division or modulo by zero or `MIN / -1`, shift amounts outside `[0, bits)`, float->int casts
 (minifloats included) of NaN, infinities or out-of-range values, negative allocation extents,
 loop variables that overflow their dtype, and failed `Assert`s (as `AssertFailure`). All four
-loop kinds and thread-bound loops run serially, in order. A vector store whose lanes hit the
-same element writes the lanes in order (the highest lane wins).
+loop kinds and thread-bound loops run serially, in order (so `barrier()` does nothing). A
+vector store whose lanes hit the same element writes the lanes in order (the highest lane
+wins).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from compiler.loop.ir import (
     is_float,
     is_int,
     is_storage,
+    is_void_call,
 )
 from compiler.loop.numeric import float_from_f64, wrap_int
 from compiler.loop.semantics import (
@@ -298,6 +300,8 @@ class _Compiler:
         return lambda env: cast_value(fv(env), src, dst, lanes, fail)
 
     def call(self, e: Call) -> Fn:
+        if is_void_call(e):  # barrier(): threads run one after another here, so a no-op
+            return lambda env: 0
         fargs = [self.expr(a) for a in e.args]
         dt, vector = e.args[0].dtype, e.lanes != 1
         if is_int(dt):

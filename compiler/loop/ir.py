@@ -27,6 +27,9 @@ Semantics (the interpreter in `interp.py` is the executable definition):
   which quiets a signalling NaN.
 - Float immediates are stored as Python floats holding exactly a value of their dtype. NaN
   immediates are canonical (positive quiet NaN); `-0.0` and `0.0` are different immediates.
+- `eval barrier()` (the one void intrinsic) makes the threads of a block wait for each other,
+  with their shared-memory writes visible after it; where threads run one after another
+  (the interpreter, the CPU backends) it does nothing. It is a statement, never a value.
 
 Storage-only dtypes (`STORAGE_DTYPES`): the minifloats float8e4m3fn, float8e4m3fnuz,
 float8e5m2, float8e5m2fnuz, float8e8m0 and float4e2m1, and the narrow integers int4, uint4,
@@ -332,14 +335,26 @@ class Reinterpret(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Intrinsic:
-    """One entry of the intrinsic table. operand: "float" | "int" | "num"; result: "same" |
-    "bool"."""
+    """One entry of the intrinsic table. operand: "float" | "int" | "num" | "none" (no
+    arguments); result: "same" | "bool" | "void". A void intrinsic is an effect, not a value:
+    its call stands alone as `eval name(...)` (typed `VOID_DTYPE`, its value unused), and
+    passes never move, merge or drop it (see `is_barrier`)."""
 
     name: str
     arity: int
     operand: str = "float"
     result: str = "same"
     doc: str = ""
+
+    def result_dtype(self, args: tuple[Expr, ...]) -> DType:
+        if self.result == "bool":
+            return DType.bool
+        if self.result == "void":
+            return VOID_DTYPE
+        return args[0].dtype
+
+
+VOID_DTYPE = DType.int32  # the dtype a call of a void intrinsic carries (the IR has no void)
 
 
 _FLOAT_UNARY = (
@@ -362,6 +377,9 @@ INTRINSICS: dict[str, Intrinsic] = {
         Intrinsic("copysign", 2),
         Intrinsic("hypot", 2),
         Intrinsic("popcount", 1, "int"),
+        Intrinsic("barrier", 0, "none", "void",
+                  doc="workgroup barrier over shared memory (__syncthreads); a no-op where "
+                      "threads run in sequence"),
     )
 }
 
@@ -525,6 +543,24 @@ class SeqStmt(Stmt):
 @dataclass(frozen=True, slots=True)
 class Evaluate(Stmt):
     value: Expr
+
+
+def barrier() -> Evaluate:
+    """`eval barrier()`: the threads of a block wait here until all have arrived, and their
+    shared-memory writes before it are visible to every thread after it."""
+    return Evaluate(Call("barrier", (), VOID_DTYPE))
+
+
+def is_void_call(e: Node) -> bool:
+    """A call of a void intrinsic (`barrier()`)."""
+    if not isinstance(e, Call):
+        return False
+    intr = INTRINSICS.get(e.op)
+    return intr is not None and intr.result == "void"
+
+
+def is_barrier(s: Node) -> bool:
+    return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.op == "barrier"
 
 
 @dataclass(frozen=True, slots=True)

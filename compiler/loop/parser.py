@@ -521,8 +521,7 @@ class _Parser:
         if word in INTRINSICS:
             args = self.call_args()
             self._arity(tok, args, INTRINSICS[word].arity)
-            dtype = DType.bool if INTRINSICS[word].result == "bool" else args[0].dtype
-            return Call(word, args, dtype)
+            return Call(word, args, INTRINSICS[word].result_dtype(args))
         raise self.error(f"unknown function '{word}'", tok.start)
 
     def _arity(self, tok: Token, args: tuple[Expr, ...], n: int) -> None:

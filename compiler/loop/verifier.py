@@ -8,6 +8,7 @@ Checked:
 - a reinterpret keeps the bit width (8 bits or more, no bool);
 - indices are integers, index count equals buffer rank, vector lanes agree;
 - conditions (if, assert, select) are bool;
+- a call of a void intrinsic (`barrier()`) is the whole value of an `eval`, nowhere else;
 - names: every variable and buffer is used in scope and matches its definition, and no
   binder reuses a name already in scope (no shadowing; sibling scopes may reuse names);
 - loops: the variable is a scalar integer of the bounds' dtype, vectorized loops have a
@@ -34,6 +35,7 @@ from compiler.loop.ir import (
     SUPPORTED_DTYPES,
     THREAD_TAGS,
     UN_OPERANDS,
+    VOID_DTYPE,
     Allocate,
     Assert,
     BinKind,
@@ -45,6 +47,7 @@ from compiler.loop.ir import (
     Call,
     CmpKind,
     CmpOp,
+    Evaluate,
     Expr,
     FloatImm,
     For,
@@ -67,6 +70,7 @@ from compiler.loop.ir import (
     is_float,
     is_int,
     is_storage,
+    is_void_call,
 )
 from compiler.loop.numeric import round_float
 from compiler.loop.traverse import children
@@ -246,6 +250,10 @@ class _Verifier:
             if n.value.dtype != n.buffer.dtype or n.value.lanes != lanes:
                 raise self.fail(n, f"stored value is {_typ(n.value)} but the target is "
                                    f"{n.buffer.dtype.value}{'x' + str(lanes) if lanes > 1 else ''}")
+        elif isinstance(n, Evaluate) and is_void_call(n.value):
+            assert isinstance(n.value, Call)
+            self.fields(n.value)
+            self.call(n.value, alone=True)
         elif isinstance(n, Var):
             bound = self.names.get(n.name)
             if bound is None:
@@ -348,19 +356,26 @@ class _Verifier:
         elif isinstance(n, Assert):
             self.bool_cond(n, n.cond, "assert condition")
 
-    def call(self, n: Call) -> None:
+    def call(self, n: Call, alone: bool = False) -> None:
+        """`alone`: the call is the whole value of an `eval` (where a void call must be)."""
         intr = INTRINSICS.get(n.op)
         if intr is None:
             raise self.fail(n, f"unknown intrinsic '{n.op}'")
         if len(n.args) != intr.arity:
             raise self.fail(n, f"{n.op} takes {intr.arity} arguments, got {len(n.args)}")
+        if intr.result == "void":
+            if not alone:
+                raise self.fail(n, f"{n.op}() has no value: it stands alone as `eval {n.op}()`")
+            if n.dtype != VOID_DTYPE:
+                raise self.fail(n, f"{n.op} is typed {VOID_DTYPE.value}, not {n.dtype.value}")
+            return
         for a in n.args[1:]:
             self.same_type(n, n.args[0], a, f"arguments of {n.op}")
         arg = n.args[0].dtype
         if not _operand_ok(arg, intr.operand):
             raise self.fail(n, f"{n.op} does not accept {arg.value} arguments"
                                f"{_storage_hint(arg)}")
-        want = DType.bool if intr.result == "bool" else arg
+        want = intr.result_dtype(n.args)
         if n.dtype != want:
             raise self.fail(n, f"{n.op} returns {want.value}, not {n.dtype.value}")
 

@@ -9,7 +9,7 @@ forms. Not a pass (it lives outside `compiler/passes/loop/`).
   interval becomes the whole dtype and `bounds.may_wrap(e)` reports it.
 - `eval_const(e)`: the value of an expression with no free variables, computed by the
   interpreter itself (so folding agrees with the semantics bit for bit), or None when it is
-  undefined or not representable as an immediate.
+  undefined or not representable as an immediate (a storage-only dtype never is).
 - `linear(e)`: `e` as `sum(coeff * term) + const` modulo 2**bits (exact for + - * << by
   constants under wrapping arithmetic), and `build_linear` to turn one back into IR.
 """
@@ -53,6 +53,7 @@ from compiler.loop.ir import (
     int_range,
     is_float,
     is_int,
+    is_storage,
 )
 from compiler.loop.numeric import float_from_f64, wrap_int
 from compiler.loop.printer import print_expr
@@ -349,7 +350,10 @@ def _canonical_nan_bits(dtype: DType) -> bytes:
 
 def imm(value: int | float, dtype: DType, lanes: int = 1) -> Expr | None:
     """An immediate of `dtype` holding exactly `value` (a numpy or Python scalar), or None if
-    no immediate can (a NaN other than the canonical one)."""
+    no immediate can: a NaN other than the canonical one, or any value of a storage-only dtype
+    (float8, int4, ...: the IR has no literals of those; their casts stay unfolded)."""
+    if is_storage(dtype):
+        return None
     if is_float(dtype):
         arr = np.asarray(value, dtype.np)
         if np.isnan(arr) and arr.tobytes() != _canonical_nan_bits(dtype):

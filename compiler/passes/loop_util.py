@@ -4,12 +4,12 @@ Everything here is built on `walk`/`transform`/`substitute` from `compiler.loop.
 
 - names: `names_in`, `NameSupply` (fresh names that clash with nothing in a function);
 - uses: `free_vars`, `uses_var`, `loaded`, `stored`, `allocated`, `accesses`;
-- safety: `may_ub(e, bounds)` (could evaluating `e` be undefined?), `invariant`;
+- safety: `may_ub(e, bounds)` (could evaluating `e` be undefined?), `float_to_int`,
+  `invariant`;
 - dependences: `independent(body, vars)` (iterations over `vars` touch disjoint elements of
   every buffer they write, so they may run in any order);
 - builders: `empty`, `is_empty`, `seq_of`, `broadcast`, `binop` (scalar operands broadcast
-  against vector ones), `loops_of`;
-- the barrier marker used by `sync_insert` (the loop IR has no barrier intrinsic).
+  against vector ones), `loops_of`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from compiler.dtypes import DType
 from compiler.loop.ir import (
     Allocate,
-    Assert,
     BinKind,
     BinOp,
     Broadcast,
@@ -46,6 +45,9 @@ from compiler.loop.ir import (
     int_range,
     is_float,
     is_int,
+    is_minifloat,
+    is_narrow_int,
+    is_void_call,
 )
 from compiler.loop.traverse import children, map_children, rewrite, transform, walk
 from compiler.passes.arith import Bounds
@@ -129,9 +131,10 @@ def accesses(node: Node) -> list[Access]:
 
 
 def invariant(e: Node, varying: set[Var], written: set[str]) -> bool:
-    """`e` uses none of `varying` and loads none of the buffers in `written`."""
+    """`e` uses none of `varying`, loads none of the buffers in `written`, and is no effect
+    (`barrier()`), so it may be computed once outside a loop."""
     for n in walk(e, binders=False):
-        if isinstance(n, Var) and n in varying:
+        if (isinstance(n, Var) and n in varying) or is_void_call(n):
             return False
         if isinstance(n, BufferLoad) and n.buffer.name in written:
             return False
@@ -144,7 +147,8 @@ def invariant(e: Node, varying: set[Var], written: set[str]) -> bool:
 def may_ub(e: Expr, bounds: Bounds, params: Iterable[str] = ()) -> bool:
     """Whether evaluating `e` could be undefined: a load not provably in bounds (or from a
     buffer that is not a parameter, so possibly uninitialised), a division by a possible
-    zero (or MIN / -1), a shift by a possible out-of-range amount, or a float->int cast."""
+    zero (or MIN / -1), a shift by a possible out-of-range amount, or a float->int cast
+    (`float_to_int`)."""
     param_names = set(params)
     for n in walk(e, binders=False):
         if isinstance(n, BufferLoad):
@@ -164,9 +168,16 @@ def may_ub(e: Expr, bounds: Bounds, params: Iterable[str] = ()) -> bool:
             amount = bounds.of(n.b)
             if amount is None or not amount.within(0, n.dtype.bits - 1):
                 return True
-        elif isinstance(n, Cast) and is_float(n.value.dtype) and is_int(n.dtype):
+        elif isinstance(n, Cast) and float_to_int(n):
             return True
     return False
+
+
+def float_to_int(cast: Cast) -> bool:
+    """A cast from a float (minifloats included) to an integer (narrow ones included): it is
+    undefined for NaN, infinities and values out of the target's range."""
+    src, dst = cast.value.dtype, cast.dtype
+    return (is_float(src) or is_minifloat(src)) and (is_int(dst) or is_narrow_int(dst))
 
 
 def in_bounds(shape: tuple[Expr, ...], indices: tuple[Expr, ...], bounds: Bounds) -> bool:
@@ -312,22 +323,6 @@ def loops_of(node: Node) -> Iterator[For]:
 
 def const_int(e: Expr) -> int | None:
     return e.value if isinstance(e, IntImm) else None
-
-
-# ----------------------------------------------------------------------------- barriers
-
-BARRIER_MESSAGE = "__anvil_barrier__ shared"
-
-
-def barrier() -> Stmt:
-    """A workgroup barrier over shared memory. The loop IR has no barrier intrinsic, so it is
-    spelled `assert true, "__anvil_barrier__ shared"`: a no-op for the interpreter, which
-    passes must keep and GPU codegen turns into `__syncthreads()`/`barrier()`."""
-    return Assert(true(), BARRIER_MESSAGE)
-
-
-def is_barrier(s: Node) -> bool:
-    return isinstance(s, Assert) and s.message == BARRIER_MESSAGE
 
 
 # ----------------------------------------------------------------------------- splitting

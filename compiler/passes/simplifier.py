@@ -51,7 +51,7 @@ from compiler.loop.ir import (
 from compiler.loop.traverse import rewrite, substitute
 from compiler.passes import arith
 from compiler.passes.arith import Bounds, Interval, build_linear, const_value, eval_const, linear
-from compiler.passes.loop_util import empty, is_barrier, is_empty, seq_of, uses_var
+from compiler.passes.loop_util import empty, is_empty, seq_of, uses_var
 
 Rule = Callable[[Node], Node | None]
 _DIVMOD = (BinKind.floordiv, BinKind.floormod, BinKind.truncdiv, BinKind.truncmod)
@@ -406,7 +406,7 @@ class Simplifier:
             return None
 
         def trivial_stmt(s: Node) -> Node | None:
-            if isinstance(s, Assert) and not is_barrier(s) and _is_imm(s.cond, 1):
+            if isinstance(s, Assert) and _is_imm(s.cond, 1):
                 return empty()
             if isinstance(s, Evaluate) and isinstance(s.value, (IntImm, FloatImm, Var)):
                 return empty()

@@ -2,7 +2,7 @@
 
 Loop-IR expressions have no side effects, so `eval e`, `assert true`, `A[i] = A[i]`, empty
 loops, branches, allocations and lets, and `if c {} else {}` do nothing in a program without
-undefined behaviour. Barriers (see `loop_util.barrier`) are kept.
+undefined behaviour. `eval barrier()` is an effect, not an expression's value: it is kept.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from compiler.loop.ir import (
     LetStmt,
     Node,
     PrimFunc,
+    is_barrier,
 )
 from compiler.loop.traverse import rewrite
 from compiler.passes.base import loop_pass
-from compiler.passes.loop_util import empty, flatten_seq, is_barrier, is_empty
+from compiler.passes.loop_util import empty, flatten_seq, is_empty
 
 
 def drop_eval(s: Node) -> Node | None:
-    return empty() if isinstance(s, Evaluate) else None
+    return empty() if isinstance(s, Evaluate) and not is_barrier(s) else None
 
 
 def drop_true_assert(s: Node) -> Node | None:
-    if isinstance(s, Assert) and not is_barrier(s) and s.cond == IntImm(1, s.cond.dtype):
+    if isinstance(s, Assert) and s.cond == IntImm(1, s.cond.dtype):
         return empty()
     return None
 

@@ -9,26 +9,30 @@ not under an `if` or loop whose condition or bounds depend on a thread index. A 
 statement that both reads and writes shared memory another thread touches is not split
 (that needs a temporary and two barriers): such code is left as it is.
 
-The loop IR has no barrier intrinsic: a barrier is `assert true, "__anvil_barrier__ shared"`
-(see `loop_util.barrier`), a no-op for the interpreter that other passes keep.
+A barrier is `eval barrier()` (the IR's `barrier` intrinsic: `__syncthreads()` on a GPU, a
+no-op where threads run in order, as in the interpreter and the CPU backends).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from compiler.loop.ir import Allocate, For, ForKind, IfThenElse, Node, PrimFunc, SeqStmt, Stmt, Var
+from compiler.loop.ir import (
+    Allocate,
+    For,
+    ForKind,
+    IfThenElse,
+    Node,
+    PrimFunc,
+    SeqStmt,
+    Stmt,
+    Var,
+    barrier,
+    is_barrier,
+)
 from compiler.loop.traverse import walk
 from compiler.passes.base import loop_pass
-from compiler.passes.loop_util import (
-    barrier,
-    free_vars,
-    is_barrier,
-    loaded,
-    seq_of,
-    stored,
-    top_down,
-)
+from compiler.passes.loop_util import free_vars, loaded, seq_of, stored, top_down
 
 
 def _shared(func: PrimFunc) -> set[str]:

@@ -8,7 +8,8 @@ whole expression undefined even when the other arm is chosen. This pass rewrites
   `if c { A[i] = t } else { A[i] = f }`, which evaluates only the chosen arm;
 - otherwise the dangerous operands inside an arm are guarded by the condition: a divisor `d`
   in the true arm becomes `select(c, d, 1)`, a shift amount `select(c, s, 0)`, a float cast
-  operand `select(c, x, 0.0)`, and a load index into a constant dimension `select(c, i, 0)`.
+  operand `select(c, x, 0.0)` (a minifloat one `select(c, float32(x), 0.0)`: its casts to
+  integers go through float32), and a load index into a constant dimension `select(c, i, 0)`.
 
 Where the arm is chosen nothing changes, so a program without undefined behaviour keeps its
 meaning; the rewrite only removes undefined behaviour from the arm that is not chosen.
@@ -16,6 +17,7 @@ meaning; the rewrite only removes undefined behaviour from the arm that is not c
 
 from __future__ import annotations
 
+from compiler.dtypes import DType
 from compiler.loop.ir import (
     BinKind,
     BinOp,
@@ -32,12 +34,11 @@ from compiler.loop.ir import (
     PrimFunc,
     Select,
     is_float,
-    is_int,
 )
 from compiler.loop.traverse import transform, walk
 from compiler.passes.arith import Bounds
 from compiler.passes.base import loop_pass
-from compiler.passes.loop_util import broadcast, in_bounds, may_ub
+from compiler.passes.loop_util import broadcast, float_to_int, in_bounds, may_ub
 
 _DIV = (BinKind.floordiv, BinKind.floormod, BinKind.truncdiv, BinKind.truncmod)
 
@@ -65,8 +66,11 @@ class _Guard:
             if isinstance(n, BinOp) and n.op in (BinKind.shl, BinKind.shr) and self.unsafe(n):
                 s = self.pick(cond, n.b, IntImm(0, n.b.dtype), chosen)
                 return BinOp(n.op, n.a, s) if s is not None else None
-            if isinstance(n, Cast) and is_float(n.value.dtype) and is_int(n.dtype):
-                v = self.pick(cond, n.value, FloatImm(0.0, n.value.dtype), chosen)
+            if isinstance(n, Cast) and float_to_int(n):
+                x = n.value
+                if not is_float(x.dtype):  # a minifloat has no 0.0 literal; its casts to
+                    x = Cast(DType.float32, x)  # integers go through float32 anyway
+                v = self.pick(cond, x, FloatImm(0.0, x.dtype), chosen)
                 return Cast(n.dtype, v) if v is not None else None
             if isinstance(n, BufferLoad) and not in_bounds(n.buffer.shape, n.indices,
                                                            self.bounds):

@@ -518,6 +518,29 @@ def test_if_else_evaluate_and_scalar_params(cache: Path) -> None:
         assert_matches_interp(module, f, {"s": value, "O": np.zeros(2, dt.np)})
 
 
+BARRIER_KERNEL = """
+func @bar(A: float32[8], C: float32[8]) {
+  for t in threadIdx.x(0, 8) {
+    alloc T: shared float32[8] {
+      T[t] = A[t] * 2.0
+      eval barrier()
+      C[t] = T[t] + 1.0
+      eval barrier()
+    }
+  }
+}
+"""
+
+
+def test_barrier_is_a_comment(cache: Path) -> None:
+    f = parse(BARRIER_KERNEL)
+    src = emit_c(f)
+    assert src.count("/* barrier(): __syncthreads() on a GPU") == 2
+    module = compile_funcs([f], cache_dir=cache)
+    assert_matches_interp(module, f, {"A": np.arange(8, dtype=np.float32),
+                                      "C": np.zeros(8, np.float32)})
+
+
 def test_loop_kinds_and_bounds(cache: Path) -> None:
     O = buffer("O", D.int64, (16,))
     funcs = []

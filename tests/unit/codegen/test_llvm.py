@@ -495,6 +495,30 @@ def test_let_if_evaluate_and_scalar_parameters() -> None:
     assert got.tolist() == want
 
 
+BARRIER_KERNEL = """
+func @bar(A: float32[8], C: float32[8]) {
+  for t in threadIdx.x(0, 8) {
+    alloc T: shared float32[8] {
+      T[t] = A[t] * 2.0
+      eval barrier()
+      C[t] = T[t] + 1.0
+      eval barrier()
+    }
+  }
+}
+"""
+
+
+def test_barrier_emits_nothing_on_the_cpu() -> None:
+    f = parse(BARRIER_KERNEL)
+    assert "call" not in emit_llvm_ir([f]).split("@bar(", 1)[1].split("\n}", 1)[0]
+    a = np.arange(8, dtype=np.float32)
+    got = run_native(f, a, np.zeros(8, np.float32))[1]
+    want = np.zeros(8, np.float32)
+    interp.run(f, {"A": a.copy(), "C": want})
+    assert same_bits(got, want)
+
+
 def test_allocate_on_stack_and_heap() -> None:
     n = Var("n")
     o = buffer("O", D.int64, [n])

@@ -14,6 +14,7 @@ from compiler.loop import (
     BinKind,
     BinOp,
     Buffer,
+    Call,
     Cast,
     CmpKind,
     CmpOp,
@@ -27,9 +28,12 @@ from compiler.loop import (
     UnKind,
     UnOp,
     Var,
+    barrier,
+    is_barrier,
     parse,
     parse_expr,
     parse_module,
+    print_func,
 )
 
 x, y, z = Var("x"), Var("y"), Var("z")
@@ -119,6 +123,17 @@ func @"my func"(A: float32[n, 4], n: int32) attrs {"a key" = "v", k = -3, b = tr
     assert thread.kind is ForKind.thread_binding and thread.thread == "threadIdx.y"
 
 
+def test_barrier_statement_round_trips():
+    text = ("func @f(A: float32[4]) {\n  for t in threadIdx.x(0, 4) {\n    A[t] = 1.0\n"
+            "    eval barrier()\n  }\n}\n")
+    f = parse(text)
+    bar = f.body.body.stmts[1]
+    assert bar == barrier() and is_barrier(bar)
+    assert bar.value == Call("barrier", (), DType.int32)
+    assert print_func(f) == text
+    assert parse(print_func(f)) == f
+
+
 def test_module_of_several_functions():
     funcs = parse_module("func @a() {\n}\nfunc @b() {\n}\n")
     assert [f.name for f in funcs] == ["a", "b"]
@@ -135,6 +150,7 @@ ERRORS = [
     ("func @f() {\n  eval $\n}\n", "2:8: unexpected character '$'"),
     ("func @f() {\n  eval sigmoid(1.0)\n}\n", "2:8: unknown function 'sigmoid'"),
     ("func @f() {\n  eval exp(1.0, 2.0)\n}\n", "2:8: 'exp' takes 1 argument, got 2"),
+    ("func @f() {\n  eval barrier(1)\n}\n", "2:8: 'barrier' takes 0 arguments, got 1"),
     ("func @f(n: int32) {\n  n[0] = 1\n}\n", "2:3: 'n' is a variable, not a buffer"),
     ("func @f(A: float33[4]) {\n}\n", "1:12: expected a type, found 'float33'"),
     ("func @f() {\n  assert true, nope\n}\n", "2:16: expected a message string"),

@@ -84,6 +84,9 @@ TEXT_CASES = {
     "ramp_float": ("eval ramp(0.0, 1.0, 4)", "ramp base must be an integer"),
     "broadcast_vector": ("eval broadcast(ramp(0, 1, 2), 2)", "broadcast value must be a scalar"),
     "let_type": ("let y: int64 = 1 {\n}", "variable and value have different types"),
+    "barrier_as_value": ("A[0] = float32(barrier())", "barrier() has no value"),
+    "barrier_in_let": ("let y = barrier() {\n}", "barrier() has no value"),
+    "barrier_in_select": ("eval select(n > 0, barrier(), 0)", "barrier() has no value"),
 }
 
 
@@ -112,6 +115,7 @@ for i in serial(0, 4) {
 }
 alloc T: shared float32[4] {
   T[ramp(0, 1, 4)] = exp(A[ramp(0, 1, 4)])
+  eval barrier()
   A[0] = T[3]
 }
 assert n > 0, "positive"
@@ -206,6 +210,8 @@ def test_unknown_intrinsic_arity_and_result():
         (Call("exp", (x, x), DType.float32), "exp takes 1 arguments, got 2"),
         (Call("exp", (x,), DType.float64), "exp returns float32, not float64"),
         (Call("isnan", (x,), DType.float32), "isnan returns bool, not float32"),
+        (Call("barrier", (x,), DType.int32), "barrier takes 0 arguments, got 1"),
+        (Call("barrier", (), DType.int64), "barrier is typed int32, not int64"),
     ):
         with pytest.raises(VerifyError, match=fragment):
             verify(_func(Evaluate(call), [A]))

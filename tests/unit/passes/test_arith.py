@@ -10,9 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.dtypes import DType
-from compiler.loop import FloatImm, IntImm, Var, parse, parse_expr, print_expr
-from compiler.loop.ir import BinKind, BinOp, Buffer, CmpKind, CmpOp, Select, UnKind, UnOp
-from compiler.loop.traverse import substitute
+from compiler.loop import FloatImm, IntImm, Var, parse, parse_expr, print_expr, print_func
+from compiler.loop.ir import (
+    STORAGE_DTYPES,
+    BinKind,
+    BinOp,
+    Buffer,
+    CmpKind,
+    CmpOp,
+    Select,
+    UnKind,
+    UnOp,
+    is_storage,
+)
+from compiler.loop.traverse import substitute, walk
+from compiler.passes import PassManager, named_pipeline
 from compiler.passes.arith import (
     Bounds,
     Interval,
@@ -133,6 +145,41 @@ def test_eval_const_uses_the_interpreter() -> None:
     assert eval_const(parse_expr("-0.0 * 1.0")) == FloatImm(-0.0)
     assert eval_const(parse_expr("0.0 / 0.0")) is None  # x86's default NaN is negative
     assert str(eval_const(parse_expr("ramp(1, 2, 4) * broadcast(3, 4)"))) == "ramp(3, 6, 4)"
+
+
+@pytest.mark.parametrize("text", [
+    *(f"{d.name}(1.0)" for d in STORAGE_DTYPES),
+    "float8e4m3fn(-0.0)", "float8e5m2(0.0 / 0.0)", "int4(7)", "uint2(3)",
+    "float8e4m3fn(broadcast(2.0, 4))", "select(true, float8e5m2(1.0), float8e5m2(2.0))",
+])
+def test_storage_only_values_never_become_immediates(text: str) -> None:
+    e = parse_expr(text)
+    assert eval_const(e) is None
+    out = simplify_node(e, Bounds(), stmts=False)
+    assert not any(isinstance(n, (IntImm, FloatImm)) and is_storage(n.dtype) for n in walk(out))
+
+
+def test_casts_through_storage_only_dtypes_still_fold() -> None:
+    assert eval_const(parse_expr("float32(float8e4m3fn(1.7))")) == FloatImm(1.75)
+    assert eval_const(parse_expr("int32(int4(9))")) == IntImm(-7)
+    assert eval_const(parse_expr("int32(float4e2m1(-2.2))")) == IntImm(-2)
+
+
+PAD = """func @pad(A: float8e4m3fn[4], B: float8e4m3fn[6]) {
+  for i in serial(0, 6) {
+    B[i] = float8e4m3fn(0.0)
+  }
+  for i in serial(0, 4) {
+    B[i + 1] = A[i]
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("pipe", ["const_fold", "simplify", str(named_pipeline(3, "loop"))])
+def test_folding_passes_leave_storage_only_casts_verifying(pipe: str) -> None:
+    out = PassManager(pipe).run(parse(PAD))  # verified after every pass
+    assert "float8e4m3fn(0.0)" in print_func(out)
 
 
 def test_linear_forms_are_exact_modulo_2_to_the_bits() -> None:

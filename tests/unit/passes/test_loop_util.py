@@ -6,9 +6,10 @@ import pytest
 
 from compiler.loop import For, parse
 from compiler.passes.arith import Bounds
-from compiler.passes.loop_util import NameSupply, barrier, independent, is_barrier, may_ub
+from compiler.passes.loop_util import NameSupply, independent, invariant, may_ub
 
-HEAD = "func @f(A: float32[8, 8], B: float32[8], I: int32[8], n: int32) {\n"
+HEAD = ("func @f(A: float32[8, 8], B: float32[8], I: int32[8], F: float8e4m3fn[8], "
+        "Q: int4[8], n: int32) {\n")
 
 
 def first_loop(body: str) -> For:
@@ -40,6 +41,13 @@ def test_independent(body: str, ok: bool) -> None:
     ("B[0] = B[n % 8]", False),
     ("B[0] = B[n]", True),
     ("B[0] = float32(int32(B[1]))", True),
+    ("B[0] = float32(int32(F[1]))", True),       # minifloat -> int: NaN, inf, out of range
+    ("B[0] = float32(uint8(F[1]))", True),
+    ("Q[0] = int4(B[1])", True),                 # float -> narrow int: out of range
+    ("Q[0] = int4(F[1])", True),
+    ("B[0] = float32(F[1])", False),             # minifloat -> float is always defined
+    ("B[0] = float32(int32(Q[1]))", False),      # narrow int -> int is always defined
+    ("Q[0] = int4(I[1])", False),                # int -> narrow int wraps
 ])
 def test_may_ub(body: str, ub: bool) -> None:
     f = parse(HEAD + body + "\n}\n")
@@ -54,6 +62,8 @@ def test_fresh_names_avoid_everything_in_use() -> None:
     assert names.fresh("k") == "k"
 
 
-def test_barrier_marker() -> None:
-    assert is_barrier(barrier())
-    assert "__anvil_barrier__" in str(barrier())
+def test_barrier_is_never_loop_invariant() -> None:
+    loop = first_loop("for i in serial(0, 8) { B[i] = 0.0\n eval barrier() }")
+    (store, bar) = loop.body.stmts  # type: ignore[attr-defined]
+    assert invariant(store.value, {loop.var}, set())
+    assert not invariant(bar.value, {loop.var}, set())
