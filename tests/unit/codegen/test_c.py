@@ -70,6 +70,7 @@ from compiler.loop import (
 from compiler.loop import run as interpret
 from compiler.loop.random_program import GenConfig, random_args, random_primfunc
 from tests.unit.codegen import storage_cases
+from tests.unit.codegen.kernels import BARRIER_KERNEL
 
 pytestmark = pytest.mark.skipif(not cbackend.shutil.which("gcc"), reason="needs gcc")
 
@@ -518,18 +519,6 @@ def test_if_else_evaluate_and_scalar_params(cache: Path) -> None:
         assert_matches_interp(module, f, {"s": value, "O": np.zeros(2, dt.np)})
 
 
-BARRIER_KERNEL = """
-func @bar(A: float32[8], C: float32[8]) {
-  for t in threadIdx.x(0, 8) {
-    alloc T: shared float32[8] {
-      T[t] = A[t] * 2.0
-      eval barrier()
-      C[t] = T[t] + 1.0
-      eval barrier()
-    }
-  }
-}
-"""
 
 
 def test_barrier_is_a_comment(cache: Path) -> None:

@@ -65,6 +65,7 @@ from compiler.loop.ir import (
 from compiler.loop.random_program import GenConfig, random_args, random_primfunc
 from compiler.loop.traverse import transform, walk
 from tests.unit.codegen import storage_cases
+from tests.unit.codegen.kernels import BARRIER_KERNEL
 
 D = DType
 i, j = Var("i"), Var("j")
@@ -495,18 +496,6 @@ def test_let_if_evaluate_and_scalar_parameters() -> None:
     assert got.tolist() == want
 
 
-BARRIER_KERNEL = """
-func @bar(A: float32[8], C: float32[8]) {
-  for t in threadIdx.x(0, 8) {
-    alloc T: shared float32[8] {
-      T[t] = A[t] * 2.0
-      eval barrier()
-      C[t] = T[t] + 1.0
-      eval barrier()
-    }
-  }
-}
-"""
 
 
 def test_barrier_emits_nothing_on_the_cpu() -> None:
