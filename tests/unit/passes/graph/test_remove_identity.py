@@ -3,8 +3,6 @@ near miss, and the interpreter computes the same bits before and after."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from compiler.frontend.onnx import import_model
@@ -15,30 +13,14 @@ from tests.unit.passes.graph.corpus_check import (
     apply,
     assert_same_outputs,
     check_corpus,
-    gir,
     ops,
 )
-from tests.unit.passes.graph.test_simplify import special_inputs
-
-
-def removed(text: str) -> tuple[Module, Module]:
-    before = gir(text)
-    after = apply(before, "remove_identity")
-    assert_same_outputs(before, after, special_inputs(before.main))
-    return before, after
-
-
-@dataclass
-class Case:
-    name: str
-    body: str  # the lines between the signature and the return
-    params: str
-    after: list[str]  # the ops main calls afterwards
-    results: str = "%y"
-
-    def text(self) -> str:
-        return f"func @main({self.params}) {{\n{self.body}\n  return {self.results}\n}}\n"
-
+from tests.unit.passes.graph.rule_check import (
+    Case,
+    check_case,
+    rewritten,
+    uncovered_rules,
+)
 
 F = "%x: float32[2, 3]"
 CASES = [
@@ -85,16 +67,11 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_rule(case: Case) -> None:
-    before, after = removed(case.text())
-    assert ops(after) == case.after, ops(after)
-    if not case.after:
-        assert after.main.results == (before.main.params[0],)
+    check_case(case, "remove_identity")
 
 
 def test_every_rule_has_cases() -> None:
-    fired = {op for c in CASES if len(c.after) < c.body.count(" = ") for op in RULES
-             if f"= {op}(" in c.body}
-    assert set(RULES) <= fired, sorted(set(RULES) - fired)
+    assert not uncovered_rules(CASES, RULES)
 
 
 def test_collapsed_chain_has_a_static_shape() -> None:
@@ -140,3 +117,7 @@ def test_light_model(name: str) -> None:
 
 def test_node_models() -> None:
     assert check_corpus("remove_identity") > 50
+
+
+def removed(text: str) -> tuple[Module, Module]:
+    return rewritten(text, "remove_identity")

@@ -3,14 +3,12 @@ computes the same bits before and after (inputs hold -0.0, NaN and infinities)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from compiler.dtypes import DType
 from compiler.frontend.onnx import import_model
-from compiler.graph.ir import Function, Module
+from compiler.graph.ir import Module
 from compiler.ops.cast import cast_array
 from compiler.passes.graph.simplify import LOSSLESS, RULES
 from oracles.models import LIGHT_MODELS, light_input, load_light, randomize_light_model
@@ -21,45 +19,12 @@ from tests.unit.passes.graph.corpus_check import (
     gir,
     ops,
 )
-
-FLOAT_VALUES = [-0.0, 0.0, np.nan, np.inf, -np.inf, 1.5, -2.25, 1e-30, -7.0, 3.0e9, 0.1, -1.0]
-INT_VALUES = [0, -1, 1, 127, -128, 2**31 - 1, -(2**31), 2**53 + 1, -(2**63), 2**63 - 1, 5, -7]
-
-
-def special_inputs(fn: Function) -> list[np.ndarray]:
-    """Inputs for `fn`'s params (symbolic dims of size 3) cycling through edge values."""
-    out = []
-    for p in fn.params:
-        t = p.type
-        shape = tuple(d if isinstance(d, int) else 3 for d in (t.shape or ()))
-        if t.dtype.is_float:
-            out.append(np.resize(np.array(FLOAT_VALUES), shape).astype(t.dtype.np))
-        elif t.dtype == DType.bool:
-            out.append(np.resize(np.array([True, False, False]), shape))
-        else:
-            info = np.iinfo(t.dtype.np)
-            vals = [v for v in INT_VALUES if info.min <= v <= info.max]
-            out.append(np.resize(np.array(vals, dtype=object), shape).astype(t.dtype.np))
-    return out
-
-
-def simplified(text: str) -> tuple[Module, Module]:
-    before = gir(text)
-    after = apply(before, "simplify")
-    assert_same_outputs(before, after, special_inputs(before.main))
-    return before, after
-
-
-@dataclass
-class Case:
-    name: str
-    body: str  # the lines between the signature and `return %y`
-    params: str  # the signature's parameters
-    after: list[str]  # the ops main calls after simplify
-
-    def text(self) -> str:
-        return f"func @main({self.params}) {{\n{self.body}\n  return %y\n}}\n"
-
+from tests.unit.passes.graph.rule_check import (
+    Case,
+    check_case,
+    rewritten,
+    uncovered_rules,
+)
 
 F4 = "%x: float32[4]"
 CASES = [
@@ -200,16 +165,11 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_rule(case: Case) -> None:
-    before, after = simplified(case.text())
-    assert ops(after) == case.after, ops(after)
-    if not case.after:
-        assert after.main.results == (before.main.params[0],)
+    check_case(case, "simplify")
 
 
 def test_every_rule_has_cases() -> None:
-    fired = {op for c in CASES if len(c.after) < c.body.count(" = ") for op in RULES
-             if f"= {op}(" in c.body}
-    assert set(RULES) <= fired, sorted(set(RULES) - fired)
+    assert not uncovered_rules(CASES, RULES)
 
 
 def test_chains_reach_a_fixed_point() -> None:
@@ -340,3 +300,7 @@ def test_light_model(name: str) -> None:
 
 def test_node_models() -> None:
     assert check_corpus("simplify") > 50
+
+
+def simplified(text: str) -> tuple[Module, Module]:
+    return rewritten(text, "simplify")
