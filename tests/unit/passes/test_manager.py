@@ -21,6 +21,7 @@ from compiler.passes import (
     Timing,
     applicable,
     base,
+    get_pass,
     parse_pipeline,
     run_pipeline,
 )
@@ -194,8 +195,11 @@ def test_interpret_each_with_given_args() -> None:
 
 def test_applicable() -> None:
     names = applicable(FUNC)
-    assert {"simplify", "unroll", "vectorize", "parallelize", "split"} <= set(names)
+    assert {"simplify", "unroll", "vectorize", "split"} <= set(names)
     assert "thread_bind" in names and "sync_insert" not in names
+    # an 8-iteration loop is too little work for a parallel region, unless asked
+    assert "parallelize" not in names
+    assert get_pass("parallelize", "loop").applies(FUNC, {"min_work": 8})
     assert "flatten_buffer" not in names  # no allocations to flatten
     done = run_pipeline(FUNC, "simplify")
     assert "simplify" not in applicable(done)
