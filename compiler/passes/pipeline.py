@@ -39,8 +39,8 @@ _LOOP_O2 = ("reduce_interchange,loop_canonicalize,simplify,loop_partition,simpli
             "hoist_alloc,remove_noop")
 _LOOP_O3 = ("reduce_interchange,loop_canonicalize,simplify,loop_partition,simplify,inline_let,"
             "licm,hoist_if,cse,dead_store_elim,dce,compact_alloc,storage_rewrite,lower_intrinsics,"
-            "loop_fusion,if_to_select,parallelize,vectorize{width=8},hoist_alloc,simplify,"
-            "strength_reduce,narrow_index,cse,remove_noop")
+            "loop_fusion,if_to_select,parallelize,vectorize{width=16,min_lanes=4},hoist_alloc,"
+            "simplify,strength_reduce,narrow_index,cse,remove_noop")
 _GRAPH_O1 = "fold_constant,remove_identity,simplify,dce"
 _GRAPH_O2 = ("canonicalize,fold_constant,remove_identity,simplify,fold_batchnorm,fold_scale,cse,"
              "dce,fuse_ops")

@@ -2,7 +2,8 @@
 
 Loops marked `vectorized`, and (with `innermost=true`) serial loops without inner loops, of
 constant extent, are vectorized with `lanes` = the largest divisor of the extent that is at
-most `width` (an outer serial loop covers the rest). The loop variable becomes
+most `width`, at least `min_lanes`, and a power of two unless `pow2=false` (an outer serial
+loop covers the rest). The loop variable becomes
 `ramp(min, 1, lanes)` and scalar operands are broadcast.
 
 Legal only when the body is a sequence of stores and evals on scalars, without lets that
@@ -116,8 +117,9 @@ def widen(body: Stmt, var: Var, ramp: Ramp) -> Stmt:
     return result
 
 
-def _lanes(ext: int, width: int) -> int | None:
-    return next((d for d in range(min(width, ext), 1, -1) if ext % d == 0), None)
+def _lanes(ext: int, width: int, pow2: bool, min_lanes: int) -> int | None:
+    return next((d for d in range(min(width, ext), max(min_lanes, 2) - 1, -1)
+                 if ext % d == 0 and (not pow2 or d & (d - 1) == 0)), None)
 
 
 def _target(n: For, innermost: bool) -> bool:
@@ -126,10 +128,10 @@ def _target(n: For, innermost: bool) -> bool:
     return innermost and n.kind is ForKind.serial and not any(True for _ in loops_of(n.body))
 
 
-def _applies(func: PrimFunc, width: int, innermost: bool) -> bool:
+def _applies(func: PrimFunc, width: int, innermost: bool, pow2: bool, min_lanes: int) -> bool:
     for lp in loops_of(func):
         ext = const_value(lp.extent)
-        if _target(lp, innermost) and isinstance(ext, int) and _lanes(ext, width) \
+        if _target(lp, innermost) and isinstance(ext, int) and _lanes(ext, width, pow2, min_lanes) \
                 and legal(lp.body, lp.var):
             return True
     return False
@@ -138,15 +140,19 @@ def _applies(func: PrimFunc, width: int, innermost: bool) -> bool:
 @loop_pass("Turn vectorized (and innermost serial) loops into ramp/broadcast vector code.",
            Arg("width", int, 8, "most lanes per vector", low=2),
            Arg("innermost", bool, True, "also vectorize innermost serial loops"),
+           Arg("pow2", bool, True, "only power-of-two lane counts (what vector units have)"),
+           Arg("min_lanes", int, 2, "fewest lanes worth a vector (else the loop stays scalar "
+               "for the backend's own vectoriser)", low=2),
            applies=_applies)
-def vectorize(func: PrimFunc, width: int, innermost: bool) -> PrimFunc:
+def vectorize(func: PrimFunc, width: int, innermost: bool, pow2: bool,
+              min_lanes: int) -> PrimFunc:
     names = NameSupply(func)
 
     def visit(n: Node) -> Node | None:
         if not isinstance(n, For) or not _target(n, innermost):
             return None
         ext = const_value(n.extent)
-        lanes = _lanes(ext, width) if isinstance(ext, int) else None
+        lanes = _lanes(ext, width, pow2, min_lanes) if isinstance(ext, int) else None
         if lanes is None or not legal(n.body, n.var):
             return None
         dt = n.var.dtype
