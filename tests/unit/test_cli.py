@@ -140,3 +140,13 @@ def test_conformance_at_an_opt_level():
     r = anvil("conformance", "--target", "llvm", "-O3", "-k", "test_relu*")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 failed, 0 errors" in r.stdout
+
+
+def test_graph_text_may_omit_default_attributes(tmp_path):
+    gir = tmp_path / "m.gir"
+    gir.write_text("func @main(%x: float32[2, 3]) {\n  %s = const int64[2] [3, 2]\n"
+                   "  %y = Reshape(%x, %s) : float32[3, 2]\n  %z = Flatten(%y) : float32[3, 2]\n"
+                   "  return %z\n}\n")
+    r = anvil("opt", gir, "--passes", "remove_identity")
+    assert r.returncode == 0, r.stderr
+    assert "Reshape" in r.stdout and "Flatten" not in r.stdout
