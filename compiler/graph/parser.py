@@ -7,6 +7,7 @@ the verifier (not the parser) checks that they agree with the ops' type relation
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 
@@ -114,8 +115,14 @@ class _Parser:
         if t.kind == "float" and re.fullmatch(r"[0-9.]+", t.text):
             return t.text
         if t.kind == "str":
-            return json.loads(t.text)
+            return self.string(t)
         raise self.error(f"expected a name, found {t.text!r}", t)
+
+    def string(self, t: _Tok) -> str:
+        try:
+            return json.loads(t.text)
+        except json.JSONDecodeError as err:
+            raise self.error(f"bad string literal: {err.msg}", t) from None
 
     # -- grammar ------------------------------------------------------------------------
     def module(self) -> Module:
@@ -266,7 +273,7 @@ class _Parser:
         if t.kind == "float":
             return float(self.next().text)
         if t.kind == "str":
-            return json.loads(self.next().text)
+            return self.string(self.next())
         if self.accept("["):
             items = []
             while not self.at("]"):
@@ -297,6 +304,9 @@ class _Parser:
             if t.dtype is DType.string:
                 raise self.error("string constants cannot be blobs", start)
             data = self.blobs[idx]
+            if len(data) % t.dtype.np.itemsize:
+                raise self.error(f"blob {idx} holds {len(data)} bytes, not a whole number of "
+                                 f"{t.dtype} elements", start)
             arr = np.frombuffer(data, dtype=t.dtype.np)
             if arr.size != int(np.prod(shape)):
                 raise self.error(f"blob {idx} holds {arr.size} elements, type {t} needs "
@@ -315,7 +325,7 @@ class _Parser:
             elif tok.kind == "float":
                 items.append(float(tok.text))
             elif tok.kind == "str":
-                items.append(json.loads(tok.text))
+                items.append(self.string(tok))
             elif tok.text in ("true", "false"):
                 items.append(tok.text == "true")
             else:
@@ -355,7 +365,10 @@ def _split_blobs(src: str) -> tuple[str, dict[int, bytes]]:
         bm = _BLOB_LINE.match(line)
         if not bm:
             raise ParseError(f"{lineno}:1: bad blob line")
-        blobs[int(bm.group(1))] = base64.b64decode(bm.group(2))
+        try:
+            blobs[int(bm.group(1))] = base64.b64decode(bm.group(2), validate=True)
+        except binascii.Error as err:
+            raise ParseError(f"{lineno}:1: bad base64 in blob {bm.group(1)}: {err}") from None
     else:
         raise ParseError(f"{lineno}:1: blobs section is not closed")
     return body, blobs

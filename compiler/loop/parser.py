@@ -141,8 +141,14 @@ class _Parser:
         if tok.kind == "ident":
             return tok.text
         if tok.kind == "str":
-            return json.loads(tok.text)
+            return self.string(tok)
         raise self.error(f"expected a name, found {self._show(tok)}", tok.start)
+
+    def string(self, tok) -> str:
+        try:
+            return json.loads(tok.text)
+        except json.JSONDecodeError as err:
+            raise self.error(f"bad string literal: {err.msg}", tok.start) from None
 
     def int_token(self) -> int:
         tok = self.next()
@@ -248,7 +254,7 @@ class _Parser:
                     m = re.fullmatch(r"(\w+?)(?:x(\d+))?", segment[2].text)
                     if m and m.group(1) in _DTYPES:
                         name = segment[0].text if segment[0].kind == "ident" else \
-                            json.loads(segment[0].text)
+                            self.string(segment[0])
                         found.append(Var(name, _DTYPES[m.group(1)], int(m.group(2) or 1)))
                 if tok.text == ")":
                     break
@@ -263,7 +269,7 @@ class _Parser:
     def attr_value(self) -> AttrValue:
         tok = self.next()
         if tok.kind == "str":
-            return json.loads(tok.text)
+            return self.string(tok)
         if tok.text in ("true", "false"):
             return tok.text == "true"
         sign = 1
@@ -358,7 +364,7 @@ class _Parser:
             if msg.kind != "str":
                 raise self.error(f"expected a message string, found {self._show(msg)}",
                                  msg.start)
-            return Assert(cond, json.loads(msg.text))
+            return Assert(cond, self.string(msg))
         if word == "eval":
             self.next()
             return Evaluate(self.expr())
@@ -470,7 +476,7 @@ class _Parser:
             if self.at("("):
                 return self.call_like(tok)
         if tok.kind in ("ident", "str"):
-            name = tok.text if tok.kind == "ident" else json.loads(tok.text)
+            name = tok.text if tok.kind == "ident" else self.string(tok)
             item = self.lookup(name, tok)
             if isinstance(item, Var):
                 if self.at("["):
