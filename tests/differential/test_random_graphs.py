@@ -1,5 +1,5 @@
 """Random well-formed graphs (compiler/graph/random_graph.py) compiled at every opt level
-must compute what the graph interpreter computes: the whole stack at once (graph passes,
+(llvm; c at -O3) must compute what the graph interpreter computes: the whole stack at once (graph passes,
 fusion and layout lowering, loop passes, codegen), on programs nobody wrote by hand.
 
 `-m slow` runs many more seeds."""
@@ -33,14 +33,15 @@ def _check(seed: int, level: int, target: str = "llvm") -> None:
             np.testing.assert_array_equal(g, w, err_msg=f"seed {seed} -O{level} output {k}")
 
 
-@pytest.mark.parametrize("level", [0, 3])
+@pytest.mark.parametrize("target, level", [("llvm", 0), ("llvm", 3), ("c", 3)])
 @pytest.mark.parametrize("seed", FAST_SEEDS)
-def test_random_graph(seed: int, level: int) -> None:
-    _check(seed, level)
+def test_random_graph(seed: int, target: str, level: int) -> None:
+    _check(seed, level, target)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", [0, 1, 2, 3])
+@pytest.mark.parametrize("target, level", [("llvm", 0), ("llvm", 1), ("llvm", 2), ("llvm", 3),
+                                           ("c", 3)])
 @pytest.mark.parametrize("seed", SLOW_SEEDS)
-def test_random_graph_slow(seed: int, level: int) -> None:
-    _check(seed, level)
+def test_random_graph_slow(seed: int, target: str, level: int) -> None:
+    _check(seed, level, target)
