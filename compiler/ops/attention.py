@@ -238,13 +238,14 @@ def _attention_bias(ctx: EvalCtx, mask, nonpad, past: int, sq: int, t: int, dt) 
         allowed &= j < nonpad.reshape(-1, 1, 1, 1)
     bias = np.where(allowed, dt.type(0), dt.type(-np.inf)).astype(dt)
     if mask is not None:
-        pad = t - mask.shape[-1]
-        if pad > 0:
-            fill = False if mask.dtype == np.bool_ else -np.inf
-            mask = np.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, pad)], constant_values=fill)
         if mask.dtype == np.bool_:
-            mask = np.where(mask, dt.type(0), dt.type(-np.inf)).astype(dt)
-        bias = bias + mask.astype(dt)
+            mask = np.where(mask, dt.type(0), dt.type(-np.inf))
+        mask = mask.astype(dt)  # an integer mask is an additive bias too
+        pad = t - mask.shape[-1]
+        if pad > 0:  # keys past the mask's last column are masked out
+            mask = np.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, pad)],
+                          constant_values=-np.inf)
+        bias = bias + mask
     return bias
 
 
@@ -676,6 +677,10 @@ def _linear_infer(ctx: InferCtx) -> list[TensorType]:
     if q.rank is not None and q.rank != 3:
         raise ctx.fail(f"query must be 3-D (B, T, H*D), got rank {q.rank}")
     b, t = (q.shape[0], q.shape[1]) if q.rank else (UNKNOWN, UNKNOWN)
+    for x, what in ((k, "key"), (v, "value"), (decay, "decay"), (beta, "beta")):
+        if x is not None and x.rank:
+            b = _same(ctx, b, x.shape[0], f"query/{what} batch size")
+            t = _same(ctx, t, x.shape[1], f"query/{what} sequence length")
     dk = _div(q.shape[2], hq) if q.rank else UNKNOWN
     dv = _div(v.shape[2], hkv) if v.rank else UNKNOWN
     for x, h, what in ((q, hq, "query"), (k, hkv, "key"), (v, hkv, "value")):
@@ -713,10 +718,10 @@ def _linear_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     s = state.astype(f32) if state is not None else np.zeros((b, hkv, dk, dv), f32)
     g = None
     if decay is not None:  # (B, T, Hkv) or (B, T, Hkv*dk) -> (B, Hkv, T, 1 or dk)
-        g = decay.reshape(b, t, hkv, -1).transpose(0, 2, 1, 3).astype(f32)
+        g = decay.reshape(b, t, hkv, decay.shape[2] // hkv).transpose(0, 2, 1, 3).astype(f32)
     be = None
     if beta is not None:  # (B, T, Hkv or 1) -> (B, Hkv or 1, T, 1)
-        be = beta.reshape(b, t, -1, 1).transpose(0, 2, 1, 3).astype(f32)
+        be = beta.reshape(b, t, beta.shape[2], 1).transpose(0, 2, 1, 3).astype(f32)
     scale = a["scale"] or 1.0 / np.sqrt(dk)
     out = np.zeros((b, hq, t, dv), f32)
     for i in range(t):

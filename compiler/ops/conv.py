@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from compiler.dtypes import DType
+from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Dim, TensorType
 from compiler.loop import build as B
 from compiler.loop.ir import Expr
@@ -53,7 +54,6 @@ from compiler.ops.window import (
     multilinear,
     need,
     scatter_taps,
-    spatial_out,
     strided_source,
     transpose_axis,
     work_dtype,
@@ -232,27 +232,26 @@ def col2im_infer(ctx: InferCtx) -> list[TensorType]:
     x = need(ctx, 0, "input")
     if x.dtype == D.string:
         raise ctx.fail("string input is not supported")
+    lengths: list[Dim] = []
     for i, what in ((1, "image_shape"), (2, "block_shape")):
         t = need(ctx, i, what)
         if t.dtype != D.int64:
             raise ctx.fail(f"{what} must be int64, got {t.dtype}")
-        check_rank(ctx, t, what, rank=1)
+        shape = check_rank(ctx, t, what, rank=1)
+        lengths.append(UNKNOWN if shape is None else shape[0])
+    check_channels(ctx, lengths[0], lengths[1], "image_shape and block_shape lengths")
+    n = next((d for d in lengths if isinstance(d, int)), None)
+    if n is not None:
+        if n < 1:
+            raise ctx.fail("image_shape must not be empty")
+        make_window(ctx.attrs, (1,) * n, ctx.fail)  # attribute lengths and ranges
     xs = check_rank(ctx, x, "input", rank=3)
+    batch = xs[0] if xs else UNKNOWN
     image, block = ctx.const(1), ctx.const(2)
-    img_t = ctx.input(1)
-    n = len(image) if image is not None else (
-        img_t.shape[0] if img_t.shape is not None and isinstance(img_t.shape[0], int) else None)
     if image is None or block is None:
-        rank = None if n is None else n + 2
-        return [TensorType(None if rank is None else (xs[0] if xs else UNKNOWN,)
-                           + (UNKNOWN,) * (rank - 1), x.dtype)]
+        return [TensorType(None if n is None else (batch,) + (UNKNOWN,) * (n + 1), x.dtype)]
     image, block = [int(v) for v in image], [int(v) for v in block]
-    if len(image) != len(block):
-        raise ctx.fail(f"image_shape {image} and block_shape {block} differ in length")
-    if any(v < 1 for v in image + block):
-        raise ctx.fail(f"image_shape {image} and block_shape {block} must be positive")
-    win = make_window(ctx.attrs, block, ctx.fail)
-    grid = spatial_out(ctx, win, image)
+    _, grid = col2im_geometry(ctx.attrs, image, block, ctx.fail)
     k = math.prod(block)
     c: Dim = UNKNOWN
     if xs is not None:
@@ -261,14 +260,21 @@ def col2im_infer(ctx: InferCtx) -> list[TensorType]:
                 raise ctx.fail(f"input.shape[1] {xs[1]} not divisible by block size {k}")
             c = xs[1] // k
         check_channels(ctx, xs[2], math.prod(grid), "input.shape[2] != number of blocks")
-    return [TensorType((xs[0] if xs else UNKNOWN, c) + tuple(image), x.dtype)]
+    return [TensorType((batch, c) + tuple(image), x.dtype)]
 
 
 def col2im_ref(ctx: EvalCtx, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     x, image, block = inputs
     image, block = [int(v) for v in image], [int(v) for v in block]
-    win, grid = col2im_geometry(ctx.attrs, image, block)
+
+    def fail(msg: str) -> ExecutionError:
+        return ExecutionError(f"Col2Im: {msg}")
+
+    win, grid = col2im_geometry(ctx.attrs, image, block, fail)
     k = math.prod(block)
+    if x.shape[1] % k or x.shape[2] != math.prod(grid):
+        raise fail(f"input shape {list(x.shape)} does not hold {math.prod(grid)} blocks of "
+                   f"{k} elements per channel")
     n = len(image)
     cols = x.reshape((x.shape[0], x.shape[1] // k, k) + tuple(grid))
     canvas = [d + win.pads[i] + win.pads[n + i] for i, d in enumerate(image)]
@@ -337,18 +343,19 @@ def deform_infer(ctx: InferCtx) -> list[TensorType]:
         raise ctx.fail(f"channels {xs[1]} not divisible by offset_group {og}")
     n = len(shape) - 2
     kernel = kernel_of(ctx, w, n)
-    os_ = check_rank(ctx, off, "offset", rank=n + 2)
-    if os_ is not None:
-        if kernel is not None:
-            check_channels(ctx, os_[1], og * math.prod(kernel) * n,
-                           "offset.shape[1] != offset_group * prod(kernel) * spatial rank")
-        for a, b in zip(os_[2:], shape[2:], strict=True):
-            check_channels(ctx, a, b, "offset spatial shape != output spatial shape")
-    mask = ctx.input(4)
-    if mask is not None and kernel is not None:
-        ms = check_rank(ctx, mask, "mask", rank=n + 2)
-        if ms is not None:
-            check_channels(ctx, ms[1], og * math.prod(kernel), "mask.shape[1]")
+    k = math.prod(kernel) if kernel is not None else None
+    for i, what, per_tap in ((2, "offset", n), (4, "mask", 1)):
+        t = ctx.input(i)
+        ts = None if t is None else check_rank(ctx, t, what, rank=n + 2)
+        if ts is None:
+            continue
+        check_channels(ctx, ts[0], shape[0], f"{what} batch != X batch")
+        if k is not None:
+            check_channels(ctx, ts[1], og * k * per_tap,
+                           f"{what}.shape[1] != offset_group * prod(kernel)"
+                           + (" * spatial rank" if per_tap > 1 else ""))
+        for a, b in zip(ts[2:], shape[2:], strict=True):
+            check_channels(ctx, a, b, f"{what} spatial shape != output spatial shape")
     check_bias(ctx, 3, shape[1], x.dtype)
     return [TensorType(shape, x.dtype)]
 

@@ -381,7 +381,10 @@ def _gs_infer(ctx: InferCtx) -> list[TensorType]:
     gs = _rank(ctx, grid, rank, "grid")
     _same(ctx, gs[-1], rank - 2, "grid last dim (number of spatial dims)")
     n = _same(ctx, xs[0], gs[0], "X/grid batch size")
-    return [TensorType((n, xs[1], *gs[1:-1]), x.dtype)]
+    out = (n, xs[1], *gs[1:-1])
+    if 0 in xs[2:] and all(isinstance(d, int) and d > 0 for d in out):
+        raise ctx.fail(f"X spatial shape {list(xs[2:])} is empty, nothing to sample")
+    return [TensorType(out, x.dtype)]
 
 
 def _reflect(c: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -416,9 +419,17 @@ def _gs_ref(ctx: EvalCtx, ins: list) -> list[np.ndarray]:
     r = len(dims)
     out_sp = grid.shape[1:-1]
     ct = np.float64 if np.float64 in (x.dtype, grid.dtype) else np.float32
-    g = grid.reshape(n, -1, r).astype(ct)  # (N, P, r), coords innermost-dim first
+    if grid.shape[0] != n or grid.shape[-1] != r:
+        raise ExecutionError(f"GridSample: grid shape {list(grid.shape)} does not fit X "
+                             f"shape {list(x.shape)}")
+    if n * ch * int(np.prod(out_sp)) == 0:
+        return [np.zeros((n, ch, *out_sp), x.dtype)]
+    if 0 in dims:
+        raise ExecutionError(f"GridSample: X spatial shape {dims} is empty, nothing to sample")
+    # (N, P, r), coords innermost-dim first
+    g = grid.reshape(n, int(np.prod(out_sp)), r).astype(ct)
     vt = x.dtype if x.dtype.kind == "c" else ct
-    flat = x.reshape(n, ch, -1).astype(vt)
+    flat = x.reshape(n, ch, int(np.prod(dims))).astype(vt)
     # per spatial axis: list of (index, weight) taps, each (N, P)
     axes = []
     for i, d in enumerate(dims):

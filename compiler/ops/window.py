@@ -364,10 +364,24 @@ def transpose_axis(attrs: dict, win: Window, i: int, size: int) -> tuple[int, in
 
 
 
-def col2im_geometry(attrs: dict, image: Sequence[int], block: Sequence[int]) -> tuple[
-        Window, list[int]]:
-    win = make_window(attrs, block)
+def col2im_geometry(attrs: dict, image: Sequence[int], block: Sequence[int],
+                    fail: Fail | None = None) -> tuple[Window, list[int]]:
+    """Col2Im's block window and the number of blocks along each image axis; validates the
+    shapes and attributes when `fail` is given."""
+    if fail is not None:
+        if len(image) != len(block):
+            raise fail(f"image_shape {list(image)} and block_shape {list(block)} differ in "
+                       f"length")
+        if not image:
+            raise fail("image_shape must not be empty")
+        if any(v < 1 for v in list(image) + list(block)):
+            raise fail(f"image_shape {list(image)} and block_shape {list(block)} must be "
+                       f"positive")
+    win = make_window(attrs, block, fail)
     grid = [win.axis(i, d)[0] for i, d in enumerate(image)]
+    if fail is not None and any(g < 0 for g in grid):
+        raise fail(f"block_shape {list(block)} does not fit the padded image_shape "
+                   f"{list(image)}")
     return win, grid
 
 
@@ -376,7 +390,7 @@ def deform_sample(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Multilinear samples of x (N, G, Cg, *in) at pos (N, G, Q, nd), zero outside."""
     dims = x.shape[3:]
     nb, g, cg = x.shape[:3]
-    flat = x.reshape(nb, g, cg, -1)
+    flat = x.reshape(nb, g, cg, math.prod(dims))
     base = np.floor(pos)
     frac = pos - base
     base = base.astype(np.int64)
