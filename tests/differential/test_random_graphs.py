@@ -1,6 +1,7 @@
 """Random well-formed graphs (compiler/graph/random_graph.py) compiled at every opt level
-(llvm; c at -O3) must compute what the graph interpreter computes: the whole stack at once (graph passes,
-fusion and layout lowering, loop passes, codegen), on programs nobody wrote by hand.
+(llvm; c at -O3) must compute what the graph interpreter computes: the whole stack at once
+(graph passes, fusion and layout lowering, loop passes, codegen), on programs nobody wrote by
+hand.
 
 `-m slow` runs many more seeds."""
 
