@@ -7,7 +7,17 @@ import numpy as np
 from compiler.dtypes import DType
 from compiler.errors import ExecutionError
 from compiler.graph.ir import UNKNOWN, Function, TensorType
-from compiler.ops.base import REQUIRED, Attr, EvalCtx, InferCtx, Kind, OpDef, register
+from compiler.ops.base import (
+    REQUIRED,
+    Attr,
+    EvalCtx,
+    InferCtx,
+    Kind,
+    OpDef,
+    norm_axis,
+    numel,
+    register,
+)
 
 
 def _merge(a: TensorType, b: TensorType) -> TensorType:
@@ -15,6 +25,22 @@ def _merge(a: TensorType, b: TensorType) -> TensorType:
         return TensorType(None, a.dtype)
     return TensorType(tuple(x if x == y else UNKNOWN for x, y in zip(a.shape, b.shape,
                                                                       strict=True)), a.dtype)
+
+
+def _check_scalar(ctx: InferCtx, i: int, what: str, dtype: DType) -> None:
+    """Input i, when present, must be a one-element tensor of `dtype`."""
+    t = ctx.input(i)
+    if t is None:
+        return
+    if t.dtype != dtype:
+        raise ctx.fail(f"{what} must be {dtype}, got {t.dtype}")
+    if numel(t.shape) not in (1, None):
+        raise ctx.fail(f"{what} must hold one element, got {t}")
+
+
+def _check_dtype(ctx: InferCtx, what: str, got: TensorType, want: TensorType) -> None:
+    if got.dtype != want.dtype:
+        raise ctx.fail(f"{what} is {got.dtype}, the body expects {want.dtype}")
 
 
 def _scalar_true(ctx_op: str, x: np.ndarray) -> bool:
@@ -29,6 +55,7 @@ def _scalar_true(ctx_op: str, x: np.ndarray) -> bool:
 def _if_infer(ctx: InferCtx) -> list[TensorType]:
     then_b: Function = ctx.attrs["then_branch"]
     else_b: Function = ctx.attrs["else_branch"]
+    _check_scalar(ctx, 0, "cond", DType.bool)
     if len(then_b.results) != len(else_b.results):
         raise ctx.fail("then and else branches return different numbers of values")
     if len(then_b.results) != ctx.num_outputs:
@@ -65,10 +92,15 @@ def _loop_infer(ctx: InferCtx) -> list[TensorType]:
     n_scan = len(body.results) - 1 - n_carried
     if n_scan < 0:
         raise ctx.fail("body returns fewer values than the loop carries")
+    _check_scalar(ctx, 0, "trip count M", DType.int64)
+    _check_scalar(ctx, 1, "cond", DType.bool)
     out = []
     for k in range(n_carried):
         init = ctx.inputs[2 + k]
         res = body.results[1 + k].type
+        if init is not None:
+            _check_dtype(ctx, f"carried value {k}", init, body.params[2 + k].type)
+        _check_dtype(ctx, f"body result {1 + k}", res, body.params[2 + k].type)
         out.append(_merge(init, res) if init is not None else res)
     for k in range(n_scan):
         t = body.results[1 + n_carried + k].type
@@ -118,23 +150,60 @@ def _scan_axes(attrs, key: str, n: int) -> list[int]:
     return list(v) if v else [0] * n
 
 
+def _scan_attr(ctx: InferCtx, key: str, n: int) -> list[int]:
+    """`_scan_axes` with its length checked (and directions checked to be 0 or 1)."""
+    v = _scan_axes(ctx.attrs, key, n)
+    if len(v) != n:
+        raise ctx.fail(f"{key} has {len(v)} entries, expected {n}")
+    if key.endswith("directions") and any(d not in (0, 1) for d in v):
+        raise ctx.fail(f"{key} must hold 0 (forward) or 1 (reverse), got {v}")
+    return v
+
+
 def _scan_infer(ctx: InferCtx) -> list[TensorType]:
     body: Function = ctx.attrs["body"]
     n_in = ctx.attrs["num_scan_inputs"]
     n_state = len(ctx.inputs) - n_in
-    if n_state < 0:
-        raise ctx.fail(f"num_scan_inputs={n_in} exceeds the {len(ctx.inputs)} inputs")
+    if not 1 <= n_in <= len(ctx.inputs):
+        raise ctx.fail(f"num_scan_inputs={n_in} must be in [1, {len(ctx.inputs)}]")
     if len(body.params) != len(ctx.inputs):
         raise ctx.fail(f"body takes {len(body.params)} inputs, Scan has {len(ctx.inputs)}")
     n_out = len(body.results) - n_state
-    out = [body.results[k].type for k in range(n_state)]
-    out_axes = _scan_axes(ctx.attrs, "scan_output_axes", n_out)
+    if n_out < 0:
+        raise ctx.fail(f"body returns {len(body.results)} values for {n_state} state values")
+    in_axes = _scan_attr(ctx, "scan_input_axes", n_in)
+    _scan_attr(ctx, "scan_input_directions", n_in)
+    out_axes = _scan_attr(ctx, "scan_output_axes", n_out)
+    _scan_attr(ctx, "scan_output_directions", n_out)
+    out = []
+    for k in range(n_state):
+        init = ctx.inputs[k]
+        if init is None:
+            raise ctx.fail(f"state input {k} is required")
+        res = body.results[k].type
+        _check_dtype(ctx, f"state input {k}", init, body.params[k].type)
+        _check_dtype(ctx, f"body result {k}", res, body.params[k].type)
+        out.append(_merge(init, res))
+    for k in range(n_in):
+        x = ctx.inputs[n_state + k]
+        if x is None:
+            raise ctx.fail(f"scan input {k} is required")
+        p = body.params[n_state + k].type
+        _check_dtype(ctx, f"scan input {k}", x, p)
+        if x.shape is None:
+            continue
+        if not x.shape:
+            raise ctx.fail(f"scan input {k} must have rank >= 1, got {x}")
+        norm_axis(ctx, in_axes[k], len(x.shape))
+        if p.shape is not None and len(p.shape) != len(x.shape) - 1:
+            raise ctx.fail(f"scan input {k} {x} has rank {len(x.shape)}, the body takes "
+                           f"slices of rank {len(p.shape)}")
     for k in range(n_out):
         t = body.results[n_state + k].type
         if t.shape is None:
             out.append(t)
             continue
-        ax = out_axes[k] % (len(t.shape) + 1)
+        ax = norm_axis(ctx, out_axes[k], len(t.shape), inclusive=True)
         shape = list(t.shape)
         shape.insert(ax, UNKNOWN)
         out.append(TensorType(tuple(shape), t.dtype))
@@ -154,6 +223,9 @@ def _scan_ref(ctx: EvalCtx, inputs):
     xs = []
     for k in range(n_in):
         x = inputs[n_state + k]
+        if not -x.ndim <= in_axes[k] < x.ndim:
+            raise ExecutionError(f"Scan: axis {in_axes[k]} out of range for scan input {k} "
+                                 f"of shape {list(x.shape)}")
         x = np.moveaxis(x, in_axes[k] % x.ndim, 0)
         xs.append(x[::-1] if in_dirs[k] else x)
     steps = {x.shape[0] for x in xs}
@@ -198,5 +270,3 @@ register(OpDef(
     host=True,
     doc="Iterate a body over slices of scan inputs, threading state.",
 ))
-
-_ = DType  # dtypes of carried values come from the body

@@ -87,6 +87,10 @@ def _pad_infer(ctx: InferCtx) -> list[TensorType]:
     rank = len(t.shape)
     pads = const_ints(ctx, 1)
     axes = _pad_axes(ctx, rank, None if pads is None else len(pads))
+    n_axes = len(axes) if axes is not None else vec_len(ctx.input(3))
+    n_pads = len(pads) if pads is not None else vec_len(ctx.input(1))
+    if None not in (n_axes, n_pads) and n_pads != 2 * n_axes:
+        raise ctx.fail(f"pads has {n_pads} entries, expected {2 * n_axes}")
     if axes is None:
         return [TensorType(unknown_shape(rank), t.dtype)]
     out = list(t.shape)
@@ -94,8 +98,6 @@ def _pad_infer(ctx: InferCtx) -> list[TensorType]:
         for a in axes:
             out[a] = UNKNOWN
         return [TensorType(tuple(out), t.dtype)]
-    if len(pads) != 2 * len(axes):
-        raise ctx.fail(f"pads has {len(pads)} entries, expected {2 * len(axes)}")
     for k, a in enumerate(axes):
         b, e = pads[k], pads[k + len(axes)]
         d = t.shape[a]
@@ -221,6 +223,8 @@ def _ccp_infer(ctx: InferCtx) -> list[TensorType]:
 def _ccp_ref(ctx: EvalCtx, inputs):
     x, shape = inputs[0], as_ints(inputs[1])
     axes = _ccp_axes(ctx, x.ndim)
+    if len(shape) != len(axes):
+        raise rt_fail("CenterCropPad", f"shape has {len(shape)} entries for {len(axes)} axes")
     src = [slice(None)] * x.ndim
     dst = [slice(None)] * x.ndim
     out = list(x.shape)
@@ -373,17 +377,20 @@ def _slice_upgrade(ictx) -> None:
 def _slice_params(ctx: InferCtx, rank: int):
     """(axes, starts, ends, steps) when all constant; axes alone (or None) otherwise."""
     starts, ends = const_ints(ctx, 1), const_ints(ctx, 2)
-    n = len(starts) if starts is not None else vec_len(ctx.input(1))
+    lengths = [(what, vec_len(ctx.input(i))) for i, what in
+               enumerate(("starts", "ends", "axes", "steps"), start=1)
+               if ctx.input(i) is not None]
+    known = [(what, k) for what, k in lengths if k is not None]
+    for what, k in known[1:]:
+        if k != known[0][1]:
+            raise ctx.fail(f"{what} has {k} entries, {known[0][0]} has {known[0][1]}")
+    n = known[0][1] if known else None
     if ctx.input(3) is None:
         axes = None if n is None else list(range(n))
     else:
         axes = const_ints(ctx, 3)
         axes = None if axes is None else norm_axes(ctx, axes, rank)
     steps = (1,) * (n or 0) if ctx.input(4) is None else const_ints(ctx, 4)
-    if axes is not None:
-        for what, v in (("starts", starts), ("ends", ends), ("steps", steps)):
-            if v is not None and len(v) != len(axes):
-                raise ctx.fail(f"{what} has {len(v)} entries, axes has {len(axes)}")
     if steps is not None and 0 in steps:
         raise ctx.fail("steps must be non-zero")
     if None in (starts, ends, steps):
@@ -418,6 +425,9 @@ def _slice_ref(ctx: EvalCtx, inputs):
     axes = rt_axes("Slice", list(range(len(starts))) if axes is None else as_ints(axes),
                    x.ndim)
     steps = [1] * len(starts) if steps is None else as_ints(steps)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise rt_fail("Slice", f"starts, ends, axes and steps have {len(starts)}, "
+                      f"{len(ends)}, {len(axes)} and {len(steps)} entries")
     if 0 in steps:
         raise rt_fail("Slice", "steps must be non-zero")
     index = [slice(None)] * x.ndim

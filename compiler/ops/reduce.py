@@ -108,7 +108,9 @@ def _ref_axes(ctx: EvalCtx, x: np.ndarray, axes: np.ndarray | None) -> tuple[int
         if not -x.ndim <= a < x.ndim:
             raise ExecutionError(f"{ctx.op}: axis {a} out of range for rank {x.ndim}")
         out.append(a % x.ndim)
-    return tuple(sorted(set(out)))
+    if len(set(out)) != len(out):
+        raise ExecutionError(f"{ctx.op}: axes {axes.reshape(-1).tolist()} repeat an axis")
+    return tuple(sorted(out))
 
 
 Reducer = Callable[[np.ndarray, tuple[int, ...], bool], np.ndarray]
