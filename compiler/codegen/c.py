@@ -5,7 +5,8 @@
     print(module.source)                    # or emit_c([f, g]) without compiling
 
 gcc flags: `-O2 -march=native -ffp-contract=off -fno-fast-math -fPIC -shared -fopenmp`, plus
-`-std=c11 -fno-strict-aliasing -fno-math-errno`. The generated code has no signed overflow
+`-std=c11 -fno-strict-aliasing -fno-math-errno` (`-O3` also pins the vectoriser's cost model
+to `very-cheap`: gcc 12's other models miscompile masked select loops for AVX-512). The generated code has no signed overflow
 (wrapping integer arithmetic is done in unsigned types), so `-fwrapv` is not needed.
 `fast_math=True` swaps the exact float flags for `-ffast-math -ffp-contract=fast`.
 Parallel loops are OpenMP `parallel for` loops run by libgomp's thread pool.
@@ -57,7 +58,11 @@ def gcc_flags(opt_level: int = 2, fast_math: bool = False) -> list[str]:
         raise UnsupportedError(f"C backend: opt_level must be 0..3, got {opt_level}")
     exact = ["-ffast-math", "-ffp-contract=fast"] if fast_math else \
         ["-ffp-contract=off", "-fno-fast-math"]
-    return [f"-O{opt_level}", "-march=native", *exact, "-fPIC", "-shared", "-fopenmp",
+    # gcc 12's -O3 loop vectoriser (its cheap/dynamic cost models) miscompiles short masked
+    # select loops for AVX-512 (`x < 0 ? x * s : x` over 5 elements drops lanes); the very
+    # cheap model, -O2's default, does not
+    vect = ["-fvect-cost-model=very-cheap"] if opt_level == 3 else []
+    return [f"-O{opt_level}", *vect, "-march=native", *exact, "-fPIC", "-shared", "-fopenmp",
             "-std=c11", "-fno-strict-aliasing", "-fno-math-errno",
             "-Werror=implicit-function-declaration", "-Werror=int-conversion",
             "-Werror=incompatible-pointer-types"]

@@ -724,3 +724,28 @@ def test_flags_and_clean_errors(cache: Path) -> None:
     with pytest.raises(UnsupportedError, match="no kernel named"):
         module.kernel("missing")
 
+
+
+def test_masked_select_loop_at_gcc_O3(cache: Path) -> None:
+    """gcc 12 at -O3 -march=native vectorised this PRelu loop for AVX-512 and dropped lanes
+    (found by the node tests at -O3); the backend pins the vectoriser's cost model."""
+    f = parse("""
+func @prelu(X: float32[3, 4, 5], S: float32[3, 4, 5], Y: float32[3, 4, 5]) {
+  for i in serial(0i64, 3i64) {
+    for j in serial(0i64, 4i64) {
+      for k in serial(0i64, 5i64) {
+        let x = X[i, j, k] {
+          Y[i, j, k] = select(x < 0.0, x * S[i, j, k], x)
+        }
+      }
+    }
+  }
+}
+""")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    s = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    for level in (2, 3):
+        y = np.empty_like(x)
+        compile_funcs([f], opt_level=level, cache_dir=cache).kernel("prelu")(x, s, y)
+        np.testing.assert_array_equal(y, np.where(x < 0, x * s, x))
