@@ -7,8 +7,8 @@
 gcc flags: `-O2 -march=native -ffp-contract=off -fno-fast-math -fPIC -shared -fopenmp`, plus
 `-std=c11 -fno-strict-aliasing -fno-math-errno` (`-O3` also pins the vectoriser's cost model
 to `very-cheap`: gcc 12's other models miscompile masked select loops for AVX-512). The
-generated code has no signed overflow
-(wrapping integer arithmetic is done in unsigned types), so `-fwrapv` is not needed.
+generated code has no signed overflow (wrapping integer arithmetic is done in unsigned
+types), so `-fwrapv` is not needed.
 `fast_math=True` swaps the exact float flags for `-ffast-math -ffp-contract=fast`.
 Parallel loops are OpenMP `parallel for` loops run by libgomp's thread pool.
 
