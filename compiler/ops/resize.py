@@ -178,6 +178,10 @@ def _resize_infer(ctx: InferCtx) -> list[TensorType]:
         raise ctx.fail(f"scales {vals} must be positive")
     if sz is not None and any(v < 0 for v in vals):
         raise ctx.fail(f"sizes {vals} must be non-negative")
+    policy = ctx.attrs["keep_aspect_ratio_policy"]
+    if sz is not None and policy != "stretch" and any(t.shape[a] == 0 for a in axes):
+        raise ctx.fail(f"keep_aspect_ratio_policy {policy!r} needs non-empty axes, input is "
+                       f"{t}")
     out, _, _ = resize_plan(list(t.shape), axes, vals if sc is not None else None,
                             vals if sz is not None else None,
                             ctx.attrs["keep_aspect_ratio_policy"])
@@ -283,10 +287,13 @@ def _passes(x_shape: tuple[int, ...], roi, scales, sizes, attrs):
         raise rt_fail("Resize", f"expected {len(axes)} scales or sizes, got {vals}")
     if sc is not None and any(not v > 0 for v in sc):
         raise rt_fail("Resize", f"scales {sc} must be positive")
-    out, scale, width = resize_plan(list(x_shape), axes, sc, sz,
-                                    attrs["keep_aspect_ratio_policy"])
     if sz is not None and any(v < 0 for v in sz):
         raise rt_fail("Resize", f"sizes {sz} must be non-negative")
+    policy = attrs["keep_aspect_ratio_policy"]
+    if sz is not None and policy != "stretch" and any(x_shape[a] == 0 for a in axes):
+        raise rt_fail("Resize", f"keep_aspect_ratio_policy {policy!r} needs non-empty axes, "
+                                f"input is {list(x_shape)}")
+    out, scale, width = resize_plan(list(x_shape), axes, sc, sz, policy)
     rois = None
     if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize" and roi is not None:
         r = [float(v) for v in roi.reshape(-1)]
