@@ -362,7 +362,8 @@ register(OpDef("GlobalAveragePool", global_infer,
                kind=Kind.COMPLEX_OUT_FUSABLE, compute=global_compute("avg"),
                doc="mean over all spatial axes"))
 register(OpDef("GlobalMaxPool", global_infer,
-               global_pool(lambda x, a, _: np.max(x, axis=a, keepdims=True)),
+               # over an empty spatial extent: -inf, the identity the compute starts from
+               global_pool(lambda x, a, _: np.max(x, axis=a, keepdims=True, initial=-np.inf)),
                kind=Kind.COMPLEX_OUT_FUSABLE, compute=global_compute("max"),
                doc="max over all spatial axes"))
 register(OpDef("GlobalLpPool", global_infer, global_pool(_global_lp), attrs={"p": Attr("int", 2)},

@@ -1,5 +1,7 @@
-"""Resize with sizes and an aspect-ratio policy cannot scale an empty axis: a clean error, at
-import when the shapes are known, at run time otherwise (it was a crash in the reference)."""
+"""Ops over empty extents: Resize with sizes and an aspect-ratio policy cannot scale an empty
+axis (a clean error, at import when the shapes are known, else at run time); GlobalMaxPool
+over an empty spatial extent is -inf in the interpreter and in compiled code alike (both
+were crashes in the references)."""
 
 from __future__ import annotations
 
@@ -38,3 +40,17 @@ def test_empty_axis_with_run_time_sizes_fails_when_run() -> None:
     with pytest.raises(AnvilError, match="needs non-empty axes"):
         interp.run(module, [np.zeros((1, 1, 0, 3), np.float32),
                             np.array([1, 1, 4, 4], np.int64)])
+
+
+def test_global_max_pool_over_an_empty_extent_is_minus_infinity_everywhere() -> None:
+    from compiler.driver import compile as compile_model
+
+    graph = helper.make_graph([helper.make_node("GlobalMaxPool", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [1, 2, 0, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.zeros((1, 2, 0, 3), np.float32)
+    want = np.full((1, 2, 1, 1), -np.inf, np.float32)
+    np.testing.assert_array_equal(interp.run(import_model(model), [x])[0], want)
+    np.testing.assert_array_equal(compile_model(model, "llvm").run([x])[0], want)
