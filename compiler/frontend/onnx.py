@@ -31,6 +31,7 @@ from compiler.graph.ir import (
     Var,
     make_attrs,
 )
+from compiler.names import fresh
 from compiler.ops.base import REQUIRED, InferCtx, get_op
 
 ML_DOMAIN = "ai.onnx.ml"
@@ -213,13 +214,7 @@ class _Importer:
         self.counter = 0
 
     def unique(self, name: str) -> str:
-        base = name or "v"
-        n, i = base, 0
-        while n in self.used:
-            i += 1
-            n = f"{base}_{i}"
-        self.used.add(n)
-        return n
+        return fresh(self.used, name or "v")
 
     def fresh(self, hint: str) -> str:
         self.counter += 1

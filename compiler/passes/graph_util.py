@@ -36,6 +36,7 @@ from compiler.graph.ir import (
     make_attrs,
     walk_functions,
 )
+from compiler.names import fresh
 from compiler.ops.base import REQUIRED, InferCtx, OpDef, get_op
 
 # ---------------------------------------------------------------------------------------
@@ -261,13 +262,7 @@ class Emitter:
         self.bindings: list[Binding] = []
 
     def fresh(self, hint: str) -> str:
-        base = hint or "v"
-        name, k = base, 0
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
-        self.names.add(name)
-        return name
+        return fresh(self.names, hint or "v")
 
     def const(self, value: np.ndarray | np.generic | Tensor, hint: str = "c",
               origin: str = "") -> Var:

@@ -50,6 +50,7 @@ from compiler.loop.ir import (
     is_void_call,
 )
 from compiler.loop.traverse import children, map_children, rewrite, transform, walk
+from compiler.names import fresh
 from compiler.passes.arith import Bounds
 
 # ----------------------------------------------------------------------------- names
@@ -77,12 +78,7 @@ class NameSupply:
         self.used = names_in(node)
 
     def fresh(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.used:
-            k += 1
-            name = f"{base}_{k}"
-        self.used.add(name)
-        return name
+        return fresh(self.used, base)
 
 
 # ----------------------------------------------------------------------------- uses
