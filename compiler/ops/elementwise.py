@@ -617,6 +617,10 @@ def _dropout_ref(ctx: EvalCtx, ins: list[np.ndarray | None]) -> list[np.ndarray]
     r = ins[1] if len(ins) > 1 else None
     t = ins[2] if len(ins) > 2 else None
     ratio = 0.5 if r is None else float(work(r).reshape(()))
+    if not 0 <= ratio < 1:  # as the type relation checks a constant ratio
+        from compiler.ops.shape import rt_fail
+
+        raise rt_fail("Dropout", f"ratio must be in [0, 1), got {ratio}")
     training = t is not None and bool(t.reshape(()))
     if not training or ratio == 0:
         y, mask = x.copy(), np.ones(x.shape, dtype=bool)
