@@ -371,12 +371,9 @@ class _Importer:
                 raise ModelError(f"{op.name} has no attribute {k!r}", where)
             out[k] = _coerce_attr(op.name, k, op.attrs[k].kind, v, where)
         for k, spec in op.attrs.items():
-            if k not in out:
-                if spec.default is REQUIRED:
-                    raise ModelError(f"{op.name} requires attribute {k!r}", where)
-                if spec.default is not None:
-                    out[k] = spec.default
-        return out
+            if k not in out and spec.default is REQUIRED:
+                raise ModelError(f"{op.name} requires attribute {k!r}", where)
+        return {**op.default_attrs(), **out}
 
     def body_input_types(self, node: onnx.NodeProto, scope: _Scope,
                          where: str) -> list[TensorType] | None:

@@ -124,15 +124,10 @@ class Call:
     def attr_dict(self) -> dict[str, AttrValue]:
         """The attributes, with the op's default for each one the call leaves out (the
         importer writes every attribute; hand-written IR text may omit defaults)."""
-        d = dict(self.attrs)
-        from compiler.ops.base import REQUIRED, get_op
+        from compiler.ops.base import get_op
 
         op = get_op(self.op)
-        if op is not None:
-            for k, spec in op.attrs.items():
-                if k not in d and spec.default is not REQUIRED and spec.default is not None:
-                    d[k] = spec.default
-        return d
+        return {**op.default_attrs(), **dict(self.attrs)} if op is not None else dict(self.attrs)
 
 
 @dataclass(frozen=True, slots=True)

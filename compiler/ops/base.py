@@ -105,6 +105,12 @@ class OpDef:
     host: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def default_attrs(self) -> dict[str, Any]:
+        """What each omitted optional attribute means: its default (None-default attributes
+        stay absent)."""
+        return {k: a.default for k, a in self.attrs.items()
+                if a.default is not REQUIRED and a.default is not None}
+
 
 REGISTRY: dict[str, OpDef] = {}
 

@@ -37,7 +37,7 @@ from compiler.graph.ir import (
     walk_functions,
 )
 from compiler.names import fresh
-from compiler.ops.base import REQUIRED, InferCtx, OpDef, get_op
+from compiler.ops.base import InferCtx, OpDef, get_op
 
 # ---------------------------------------------------------------------------------------
 # facts
@@ -53,15 +53,19 @@ def const_values(fn: Function) -> dict[Var, np.ndarray]:
     return {b.outs[0]: b.expr.value.array for b in fn.body if isinstance(b.expr, Const)}
 
 
+def _call_uses(call: Call, counts: Counter) -> None:
+    for a in call.args:
+        if a is not None:
+            counts[a] += 1
+    for _, v in call.attrs:
+        if isinstance(v, Function):
+            _function_uses(v, counts)
+
+
 def _function_uses(fn: Function, counts: Counter) -> None:
     for b in fn.body:
         if isinstance(b.expr, Call):
-            for a in b.expr.args:
-                if a is not None:
-                    counts[a] += 1
-            for _, v in b.expr.attrs:
-                if isinstance(v, Function):
-                    _function_uses(v, counts)
+            _call_uses(b.expr, counts)
     for r in fn.results:
         counts[r] += 1
 
@@ -153,12 +157,7 @@ def remove_unused(fn: Function, keep: Callable[[Binding], bool] | None = None) -
         if not used and (keep is None or not keep(b)):
             if isinstance(b.expr, Call):
                 inner: Counter = Counter()
-                for a in b.expr.args:
-                    if a is not None:
-                        inner[a] += 1
-                for _, v in b.expr.attrs:
-                    if isinstance(v, Function):
-                        _function_uses(v, inner)
+                _call_uses(b.expr, inner)
                 counts.subtract(inner)
             continue
         live.append(b)
@@ -275,12 +274,8 @@ class Emitter:
     def call(self, op: str, args: Sequence[Var | None], attrs: Mapping[str, Any] | None = None,
              num_outputs: int = 1, hint: str = "", origin: str = "",
              out_names: Sequence[str] | None = None) -> list[Var]:
-        attrs = dict(attrs or {})
-        opdef = get_op(op)
-        if opdef is not None:  # fill defaults the way the importer does
-            for k, spec in opdef.attrs.items():
-                if k not in attrs and spec.default is not None and spec.default is not REQUIRED:
-                    attrs[k] = spec.default
+        opdef = get_op(op)  # every default written out, as the importer does
+        attrs = {**(opdef.default_attrs() if opdef is not None else {}), **(attrs or {})}
         args = list(args)
         while args and args[-1] is None:
             args.pop()
@@ -339,12 +334,8 @@ def _chase(mapping: Mapping[Var, Var], v: Var | None) -> Var | None:
     return v
 
 
-def same_type(a: TensorType, b: TensorType) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape
-
-
 __all__ = [
     "Emitter", "all_names", "const_values", "infer", "is_pure", "map_functions", "merge_type",
-    "producers", "remove_unused", "replace_bindings", "retype", "same_type", "substitute",
+    "producers", "remove_unused", "replace_bindings", "retype", "substitute",
     "use_counts",
 ]

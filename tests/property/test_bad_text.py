@@ -7,6 +7,7 @@ verify and go through passes, or are rejected with an AnvilError, never another 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -40,28 +41,33 @@ def mutate(text: str, rng: random.Random, edits: int = 3) -> str:
     return "".join(t)
 
 
-def graph_mutants(seed: int, count: int) -> None:
+def _mutants(text: str, seed: int, count: int, check: Callable[[str], object]) -> None:
     rng = random.Random(seed)
-    text = print_module(random_module(seed))
     for _ in range(count):
         try:
-            module = parse_graph(mutate(text, rng))
-            verify_graph(module)
-            PassManager("fold_constant,simplify,cse,dce,fuse_ops").run(module)
+            check(mutate(text, rng))
         except AnvilError:
             pass
+
+
+def _graph_check(text: str) -> None:
+    module = parse_graph(text)
+    verify_graph(module)
+    PassManager("fold_constant,simplify,cse,dce,fuse_ops").run(module)
+
+
+def _loop_check(text: str) -> None:
+    func = parse_loop(text)
+    verify_loop(func)
+    PassManager("simplify,licm,vectorize").run(func)
+
+
+def graph_mutants(seed: int, count: int) -> None:
+    _mutants(print_module(random_module(seed)), seed, count, _graph_check)
 
 
 def loop_mutants(seed: int, count: int) -> None:
-    rng = random.Random(seed)
-    text = print_func(random_primfunc(seed))
-    for _ in range(count):
-        try:
-            func = parse_loop(mutate(text, rng))
-            verify_loop(func)
-            PassManager("simplify,licm,vectorize").run(func)
-        except AnvilError:
-            pass
+    _mutants(print_func(random_primfunc(seed)), seed, count, _loop_check)
 
 
 def pipeline_mutants(seed: int, count: int) -> None:

@@ -32,7 +32,6 @@ from compiler.passes.graph_util import (
     producers,
     remove_unused,
     replace_bindings,
-    same_type,
     use_counts,
 )
 
@@ -196,7 +195,7 @@ def _fold_rule(b: Binding, em: Emitter, prods: dict[Var, Binding],
         return None
     out = b.outs[0]
     for y, c in (e.args, e.args[::-1]):
-        if c not in em.consts or counts[y] != 1 or not same_type(y.type, out.type):
+        if c not in em.consts or counts[y] != 1 or y.type != out.type:
             continue
         p = product(prods.get(y), em.consts)
         if p is None or (e.op == "Add" and p.binding.expr.op not in BIASED):
